@@ -1,0 +1,25 @@
+# `make benchmark` and `make test` are the only set-up commands a fresh clone needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+WORK_DIR ?= work_dirs/smoke
+
+.PHONY: setup benchmark test clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
+	touch $(STAMP)
+
+benchmark: setup
+	$(PY) tools/run_benchmark.py --suite smoke --work-dir $(WORK_DIR)
+
+test: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf work_dirs .pytest_cache

@@ -1,0 +1,81 @@
+"""PyTorch datasets over micrograph sources: fixed patch grids for fine-tuning, two views for SSL."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .data_api import LabeledImage, UnlabeledImage
+from .errors import DataError
+from .patching import crop, patch_grid
+from .registry import DATASETS
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def to_normalized_tensor(image: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 -> 3xHxW float normalised with ImageNet statistics."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (tensor - mean) / std
+
+
+def _patch_index(sizes: Sequence[tuple[int, int]], names: Sequence[str], patch: int,
+                 overlap: float) -> list[tuple[int, int, int]]:
+    index = []
+    for i, ((h, w), name) in enumerate(zip(sizes, names)):
+        grid = patch_grid(h, w, patch, overlap)
+        if not grid:
+            raise DataError(f'{name}: image of {w}x{h} is smaller than the {patch}x{patch} patch')
+        index += [(i, y, x) for y, x in grid]
+    return index
+
+
+@DATASETS.register_module()
+class SegmentationPatches(Dataset):
+    """Every patch of a fixed grid over labeled images (non-overlapping by default, as the paper)."""
+
+    def __init__(self, items: Sequence[LabeledImage], patch_size: int, overlap: float = 0.0):
+        self.items = list(items)
+        self.patch_size = patch_size
+        self.index = _patch_index([it.image.shape[:2] for it in self.items],
+                                  [it.name for it in self.items], patch_size, overlap)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, idx: int) -> dict:
+        i, top, left = self.index[idx]
+        item = self.items[i]
+        image = crop(item.image, top, left, self.patch_size)
+        mask = crop(item.mask, top, left, self.patch_size)
+        return dict(inputs=to_normalized_tensor(image),
+                    data_samples=dict(gt=torch.from_numpy(np.ascontiguousarray(mask)).long(),
+                                      index=idx))
+
+
+@DATASETS.register_module()
+class TwoViewPatches(Dataset):
+    """Patches of unlabeled images, each returned as two random augmented views."""
+
+    def __init__(self, items: Sequence[UnlabeledImage], patch_size: int, overlap: float,
+                 view_transform: Callable[[torch.Tensor], torch.Tensor]):
+        self.items = list(items)
+        self.patch_size = patch_size
+        self.view_transform = view_transform
+        self.index = _patch_index([it.image.shape[:2] for it in self.items],
+                                  [it.name for it in self.items], patch_size, overlap)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, idx: int) -> dict:
+        i, top, left = self.index[idx]
+        patch = crop(self.items[i].image, top, left, self.patch_size)
+        uint8 = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)
+        return dict(inputs=[self.view_transform(uint8), self.view_transform(uint8)],
+                    data_samples=dict(index=idx))

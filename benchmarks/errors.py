@@ -1,0 +1,17 @@
+"""Errors that the suite reports to its users as one clear line."""
+
+
+class BenchmarkError(Exception):
+    """Base of the suite's user-facing errors."""
+
+
+class MissingResourceError(BenchmarkError):
+    """A file the run needs (weights, data) is not where the suite looks for it."""
+
+
+class DataError(BenchmarkError):
+    """Input data is corrupt, inconsistent or in an unexpected layout."""
+
+
+class EncoderMismatchError(BenchmarkError):
+    """An encoder state dict does not fit the segmentation model's encoder."""

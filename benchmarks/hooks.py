@@ -1,0 +1,143 @@
+"""Hooks: a progress bar for training, and a per-epoch history kept inside checkpoints."""
+from __future__ import annotations
+
+import math
+import os
+import random
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from tqdm.auto import tqdm
+
+from .records import save_torch_atomic
+from .registry import HOOKS
+
+
+@HOOKS.register_module()
+class ProgressBarHook(Hook):
+    """One tqdm bar over a run's training iterations, with the current loss."""
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, description: str = 'train'):
+        self.description = description
+        self.bar: Optional[tqdm] = None
+
+    def before_train(self, runner) -> None:
+        if is_main_process():
+            self.bar = tqdm(total=runner.max_iters, initial=runner.iter, desc=self.description,
+                            leave=False, dynamic_ncols=True, unit='it')
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        if outputs and 'loss' in outputs:
+            self.bar.set_postfix(loss=f'{float(outputs["loss"]):.4f}', refresh=False)
+
+    def after_train(self, runner) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@HOOKS.register_module()
+class RunStateHook(Hook):
+    """Per-epoch history, best-epoch selection and a resume checkpoint written after validation.
+
+    At the end of each epoch (after its validation, if any) it saves the best
+    model weights to ``best.pth`` when the selection metric improved, then a
+    full resume checkpoint ``resume.pth`` holding the optimiser, the history
+    and the RNG states, so that a resumed run repeats an uninterrupted one.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, out_dir: str, select_metric: Optional[str] = None):
+        self.out_dir = Path(out_dir)
+        self.select_metric = select_metric
+        self.history: list[dict] = []
+        self.best: Optional[dict] = None
+        self._losses: list[float] = []
+
+    @property
+    def resume_path(self) -> Path:
+        return self.out_dir / 'resume.pth'
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / 'best.pth'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if outputs and 'loss' in outputs:
+            self._losses.append(float(outputs['loss']))
+
+    def after_train_epoch(self, runner) -> None:
+        loss = sum(self._losses) / len(self._losses) if self._losses else math.nan
+        self.history.append(dict(epoch=runner.epoch + 1, train_loss=loss))
+        self._losses = []
+        if not self._validates_after(runner, runner.epoch + 1):
+            self._save(runner, completed_epochs=runner.epoch + 1)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if not self.history or runner.train_loop is None:
+            return
+        metrics = metrics or {}
+        self.history[-1].update({f'val/{k}': float(v) for k, v in metrics.items()})
+        if self.select_metric is not None:
+            score = float(metrics[self.select_metric])
+            if self.best is None or score > self.best['score']:
+                self.best = dict(epoch=self.history[-1]['epoch'], score=score)
+                if is_main_process():
+                    model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+                    save_torch_atomic(self.best_path, dict(
+                        state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
+                        epoch=self.best['epoch'], score=score))
+        self._save(runner, completed_epochs=self.history[-1]['epoch'])
+
+    @staticmethod
+    def _validates_after(runner, epoch: int) -> bool:
+        loop = runner.train_loop
+        if getattr(runner, '_val_loop', None) is None:
+            return False
+        return epoch >= loop.val_begin and (epoch % loop.val_interval == 0
+                                            or epoch == loop.max_epochs)
+
+    def _save(self, runner, completed_epochs: int) -> None:
+        tmp_name = 'resume.pth.tmp'
+        runner.save_checkpoint(str(self.out_dir), tmp_name, save_optimizer=True,
+                               save_param_scheduler=True,
+                               meta=dict(epoch=completed_epochs, iter=runner.iter))
+        if is_main_process():
+            os.replace(self.out_dir / tmp_name, self.resume_path)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = checkpoint.setdefault('meta', {})
+        meta['run_state'] = dict(history=list(self.history), best=self.best,
+                                 rng=capture_rng_state())
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get('meta', {}).get('run_state')
+        if state:
+            self.history = list(state['history'])
+            self.best = state['best']
+            restore_rng_state(state['rng'])
+
+
+def capture_rng_state() -> dict:
+    return dict(torch=torch.get_rng_state(), numpy=np.random.get_state(),
+                python=random.getstate(),
+                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+
+
+def restore_rng_state(state: dict) -> None:
+    torch.set_rng_state(state['torch'])
+    np.random.set_state(state['numpy'])
+    random.setstate(state['python'])
+    if state.get('cuda') is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])

@@ -1,0 +1,57 @@
+"""Per-job lock files so that several runners can share one work dir."""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class JobLock:
+    """``with JobLock(path) as acquired:`` -- False when another live process holds the job.
+
+    A lock left by a process that died on this host is taken over; locks from
+    other hosts are respected (their owner cannot be checked from here).
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.acquired = False
+
+    def _try_create(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, 'w') as f:
+            f.write(f'{socket.gethostname()} {os.getpid()}\n')
+        return True
+
+    def _stale(self) -> bool:
+        try:
+            host, pid = self.path.read_text().split()
+        except (FileNotFoundError, ValueError):
+            return True
+        return host == socket.gethostname() and not _alive(int(pid))
+
+    def __enter__(self) -> bool:
+        if self._try_create():
+            self.acquired = True
+        elif self._stale():
+            self.path.unlink(missing_ok=True)
+            self.acquired = self._try_create()
+        return self.acquired
+
+    def __exit__(self, *exc) -> None:
+        if self.acquired:
+            self.path.unlink(missing_ok=True)

@@ -1,0 +1,92 @@
+"""The plugin interface of a pretraining method.
+
+A method answers one question: given a pretraining set, produce a ResNet
+encoder state dict with torchvision key names. Methods with a self-supervised
+stage subclass :class:`SSLMethod` and provide a model, its view augmentation,
+optimiser and the export of the encoder; the pipeline trains it with
+mmengine's Runner. Methods without one (ImageNet, random init) subclass
+:class:`PretrainingMethod` and implement :meth:`encoder_state`.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from mmengine.model import BaseModel
+
+from .encoders import encoder_state_of
+from .ssl_transforms import simclr_view_transform
+from .weights import load_imagenet_encoder
+
+EncoderState = dict[str, torch.Tensor]
+INITS = ('imagenet', 'random')
+
+
+class PretrainingMethod:
+    """Base of every method plugin. ``init`` names the encoder a method starts from."""
+
+    needs_pretraining = False
+    #: Label shown in tables (defaults to the registered name).
+    label: Optional[str] = None
+
+    def __init__(self, init: str = 'imagenet', weights_path: Optional[str] = None, **hparams: Any):
+        if init not in INITS:
+            raise ValueError(f'{type(self).__name__}: init must be one of {INITS}, got {init!r}')
+        self.init = init
+        self.weights_path = weights_path
+        self.hparams = hparams
+
+    @property
+    def name(self) -> str:
+        return self.label or type(self).__name__
+
+    def config(self) -> dict:
+        """Everything that changes this method's output; part of every cache key."""
+        return dict(type=type(self).__name__, init=self.init, weights_path=self.weights_path,
+                    **self.hparams)
+
+    def initial_encoder_state(self, arch: str) -> Optional[EncoderState]:
+        """The encoder the method starts from: ImageNet weights, or None for random init."""
+        if self.init == 'imagenet':
+            return load_imagenet_encoder(arch, self.weights_path)
+        return None
+
+    def encoder_state(self, arch: str) -> Optional[EncoderState]:
+        """For methods without pretraining: the encoder handed to fine-tuning."""
+        return self.initial_encoder_state(arch)
+
+
+class SSLMethod(PretrainingMethod):
+    """A method with a self-supervised stage trained by mmengine's Runner.
+
+    Default hyperparameters (``defaults``) are merged with the config's, so a
+    suite changes settings without touching code.
+    """
+
+    needs_pretraining = True
+    defaults: dict = dict(
+        optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-6),
+        min_lr=1e-4,
+        augmentation=dict(),
+    )
+
+    def __init__(self, init: str = 'imagenet', weights_path: Optional[str] = None, **hparams: Any):
+        merged = {**self.defaults, **hparams}
+        super().__init__(init=init, weights_path=weights_path, **merged)
+
+    def build_model(self, arch: str, initial_state: Optional[EncoderState]) -> BaseModel:
+        raise NotImplementedError
+
+    def view_transform(self, crop_size: int):
+        return simclr_view_transform(crop_size, **self.hparams.get('augmentation', {}))
+
+    def optim_wrapper(self, batch_size: int) -> dict:
+        return dict(type='OptimWrapper', optimizer=dict(self.hparams['optimizer']))
+
+    def param_scheduler(self, epochs: int) -> list:
+        return [dict(type='CosineAnnealingLR', T_max=epochs, eta_min=self.hparams['min_lr'],
+                     by_epoch=True, begin=0, end=epochs, convert_to_iter_based=True)]
+
+    def export_encoder(self, model: BaseModel) -> EncoderState:
+        """The trained ResNet's tensors with torchvision names; default: ``model.backbone``."""
+        return encoder_state_of(model.backbone)

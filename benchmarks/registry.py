@@ -1,0 +1,25 @@
+"""The suite's registries, children of mmengine's so configs mix both freely.
+
+Plugins register with the decorators below; `default_scope='matssl_bench'`
+makes a config's ``type='MatSSL'`` resolve here first, then in the parents.
+"""
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import METRICS as MMENGINE_METRICS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+
+SCOPE = 'matssl_bench'
+
+# Pretraining methods: each plugin turns a pretraining set into a ResNet encoder state dict.
+METHODS = Registry('pretraining method', scope=SCOPE, locations=['matssl_bench.methods'])
+# Micrograph data sources: each reads one public layout (or generates data) into splits.
+MICROGRAPH_SETS = Registry('micrograph set', scope=SCOPE, locations=['matssl_bench.datasets'])
+
+MODELS = Registry('model', parent=MMENGINE_MODELS, scope=SCOPE,
+                  locations=['matssl_bench.methods', 'matssl_bench.segmentation'])
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
+                    locations=['matssl_bench.data'])
+METRICS = Registry('metric', parent=MMENGINE_METRICS, scope=SCOPE,
+                   locations=['matssl_bench.metrics'])
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['matssl_bench.hooks'])

@@ -1,0 +1,159 @@
+"""Runs a suite's job graph: skips what is cached, runs what is missing, writes records and tables."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from mmengine.config import Config
+from mmengine.dist import get_dist_info
+from tqdm.auto import tqdm
+
+from . import stages
+from .data_api import MicrographSet
+from .encoders import read_state_dict
+from .errors import MissingResourceError
+from .locks import JobLock
+from .plan import Job, build_method
+from .records import RecordStore, environment_versions, save_torch_atomic
+from .registry import MICROGRAPH_SETS
+
+
+@dataclass
+class Outcome:
+    job: Job
+    status: str          # finished | cached | unavailable | running-elsewhere | blocked
+    reason: str = ''
+    record: Optional[dict] = None
+
+
+def build_micrograph_set(cfg: dict) -> MicrographSet:
+    return MICROGRAPH_SETS.build(dict(cfg))
+
+
+def selection_and_metric(data: MicrographSet, protocol: str) -> tuple[str, dict]:
+    """Model-selection split and IoU convention of a protocol on a data set."""
+    metric = dict(num_classes=data.num_classes, class_names=list(data.classes))
+    if protocol == 'published':
+        return data.published_selection_split, dict(
+            metric, convention='published', mean_classes=data.published_mean_classes)
+    if protocol == 'clean':
+        return 'val', dict(metric, convention='clean')
+    raise ValueError(f'unknown protocol {protocol!r}: use "published" or "clean"')
+
+
+class SuiteRunner:
+    def __init__(self, suite: Config, work_dir: Path, launcher: str = 'none'):
+        self.suite = suite
+        self.work_dir = Path(work_dir)
+        self.launcher = launcher
+        self.store = RecordStore(self.work_dir)
+        self.rank, self.world_size = get_dist_info()
+
+    # -- paths -------------------------------------------------------------
+    def encoder_path(self, key: str) -> Path:
+        return self.work_dir / 'encoders' / f'{key}.pth'
+
+    def run_dir(self, job: Job) -> Path:
+        return self.work_dir / 'runs' / job.stage / job.key
+
+    # -- execution ---------------------------------------------------------
+    def run(self, jobs: list[Job]) -> list[Outcome]:
+        outcomes: dict[str, Outcome] = {}
+        bar = tqdm(jobs, desc=f'suite {self.suite.suite_name}', unit='job', dynamic_ncols=True,
+                   disable=self.rank != 0)
+        for job in bar:
+            bar.set_postfix_str(f'{job.stage} {job.method} {job.dataset or job.pretrain_set} '
+                                f'seed {job.seed}')
+            outcomes[job.key] = self._run_one(job, outcomes)
+        return list(outcomes.values())
+
+    def _run_one(self, job: Job, outcomes: dict[str, Outcome]) -> Outcome:
+        cached = self.store.finished(job.stage, job.key)
+        if cached is not None:
+            return Outcome(job, 'cached', record=cached)
+        if job.depends_on is not None:
+            parent = outcomes.get(job.depends_on)
+            if parent is None or parent.status not in ('finished', 'cached'):
+                reason = parent.reason if parent else 'pretraining job not selected'
+                return self._unavailable(job, f'pretraining unavailable: {reason}', blocked=True)
+        with JobLock(self.work_dir / 'locks' / f'{job.stage}-{job.key}.lock') as acquired:
+            if not acquired:
+                return Outcome(job, 'running-elsewhere', 'another runner holds this job')
+            cached = self.store.finished(job.stage, job.key)  # finished while we waited
+            if cached is not None:
+                return Outcome(job, 'cached', record=cached)
+            try:
+                record = (self._pretrain(job) if job.stage == 'pretrain' else self._finetune(job))
+            except MissingResourceError as err:
+                return self._unavailable(job, str(err))
+        return Outcome(job, 'finished', record=record)
+
+    def _unavailable(self, job: Job, reason: str, blocked: bool = False) -> Outcome:
+        """Recorded so tables can say why, but never treated as cached: the next run retries."""
+        record = dict(self._base_record(job), status='unavailable', reason=reason)
+        if self.rank == 0:
+            self.store.put(job.stage, job.key, record)
+        tqdm.write(f'[{job.method} / {job.dataset or job.pretrain_set}] unavailable: {reason}')
+        return Outcome(job, 'blocked' if blocked else 'unavailable', reason, record)
+
+    def _base_record(self, job: Job) -> dict:
+        method = build_method(self.suite, job.method)
+        return dict(stage=job.stage, key=job.key, suite=self.suite.suite_name,
+                    method=job.method, method_label=method.name,
+                    encoder_init=method.init, pretrain_set=job.pretrain_set,
+                    dataset=job.dataset, seed=job.seed, arch=job.spec['arch'],
+                    protocol=job.spec.get('protocol'), row=job.row, config=job.spec,
+                    depends_on=job.depends_on)
+
+    def _pretrain(self, job: Job) -> dict:
+        start = time.time()
+        method = build_method(self.suite, job.method)
+        excluded = set()
+        for cfg in job.spec['exclude_test_images_of']:
+            excluded.update(build_micrograph_set(cfg).test_image_names())
+        pool = []
+        for source in job.spec['sources']:
+            pool += build_micrograph_set(source).unlabeled_pool(exclude=sorted(excluded))
+        encoder, history = stages.pretrain(method, pool, job.spec['arch'], job.spec['scale'],
+                                           job.seed, self.run_dir(job), self.launcher)
+        record = dict(self._base_record(job), status='finished',
+                      encoder=str(self.encoder_path(job.key).relative_to(self.work_dir)),
+                      pool_size=len(pool), excluded_test_images=len(excluded), history=history,
+                      versions=environment_versions(), wall_time_s=time.time() - start,
+                      world_size=self.world_size)
+        if self.rank == 0:
+            save_torch_atomic(self.encoder_path(job.key), encoder)
+            self.store.put(job.stage, job.key, record)
+        return record
+
+    def _encoder_for(self, job: Job) -> tuple[Optional[dict], str]:
+        method = build_method(self.suite, job.method)
+        if job.depends_on is None:
+            state = method.encoder_state(job.spec['arch'])
+            return state, f'{method.name} encoder'
+        path = self.encoder_path(job.depends_on)
+        if not path.is_file():
+            raise MissingResourceError(f'{path}: pretrained encoder missing although its record '
+                                       'exists; delete the record to pretrain again')
+        return read_state_dict(path), str(path)
+
+    def _finetune(self, job: Job) -> dict:
+        start = time.time()
+        encoder, source = self._encoder_for(job)
+        data = build_micrograph_set(job.spec['data'])
+        selection, metric_cfg = selection_and_metric(data, job.spec['protocol'])
+        arch, scale = job.spec['arch'], job.spec['scale']
+        weights, history = stages.finetune(encoder, source, data, selection, arch, scale,
+                                           job.seed, self.run_dir(job), self.launcher,
+                                           metric_cfg)
+        metrics = stages.evaluate(weights, data, 'test', arch, scale, metric_cfg)
+        record = dict(self._base_record(job), status='finished', selection_split=selection,
+                      metric=metric_cfg, test=metrics, history=history,
+                      dataset_meta=data.meta(), weights=str(weights.relative_to(self.work_dir)),
+                      versions=environment_versions(), wall_time_s=time.time() - start,
+                      world_size=self.world_size)
+        if self.rank == 0:
+            self.store.put(job.stage, job.key, record)
+        return record

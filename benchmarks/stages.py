@@ -1,0 +1,144 @@
+"""The three pipeline stages. Each is a function of its config and inputs; the runner caches outputs.
+
+- :func:`pretrain`: a method's SSL stage on a pool of unlabeled images -> encoder state dict
+- :func:`finetune`: U-Net++ with that encoder on a labeled set -> best weights + epoch history
+- :func:`evaluate`: a fine-tuned model on one split -> pooled per-class IoU and mIoU
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+from mmengine.device import get_device
+from mmengine.runner import Runner
+
+from .data import SegmentationPatches, TwoViewPatches
+from .data_api import MicrographSet, UnlabeledImage
+from .errors import DataError
+from .hooks import ProgressBarHook, RunStateHook
+from .method_api import EncoderState, SSLMethod
+from .records import save_torch_atomic
+from .registry import SCOPE
+from .segmentation import UNetPlusPlusSegmenter
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, 'module') else model
+
+
+def _loader(dataset, batch_size: int, num_workers: int, shuffle: bool, drop_last: bool) -> dict:
+    return dict(dataset=dataset, batch_size=batch_size, num_workers=num_workers,
+                persistent_workers=num_workers > 0, drop_last=drop_last,
+                sampler=dict(type='DefaultSampler', shuffle=shuffle),
+                collate_fn=dict(type='default_collate'))
+
+
+def _runner_common(run_dir: Path, seed: int, launcher: str, description: str,
+                   state_hook: RunStateHook) -> dict:
+    # Deterministic cuBLAS needs this set before the first CUDA matmul; harmless elsewhere.
+    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    return dict(
+        work_dir=str(run_dir),
+        experiment_name=f'{run_dir.name}-{time.time_ns()}',
+        randomness=dict(seed=seed, deterministic=True),
+        launcher=launcher,
+        default_scope=SCOPE,
+        log_level='WARNING',
+        default_hooks=dict(checkpoint=None, logger=dict(type='LoggerHook', interval=50),
+                           timer=dict(type='IterTimerHook'),
+                           param_scheduler=dict(type='ParamSchedulerHook'),
+                           sampler_seed=dict(type='DistSamplerSeedHook')),
+        custom_hooks=[ProgressBarHook(description), state_hook],
+        load_from=str(state_hook.resume_path) if state_hook.resume_path.exists() else None,
+        resume=state_hook.resume_path.exists(),
+    )
+
+
+def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, scale: dict,
+             seed: int, run_dir: Path, launcher: str = 'none') -> tuple[EncoderState, list[dict]]:
+    """Train ``method`` self-supervised on patches of ``images``; return its encoder and history."""
+    if not images:
+        raise DataError('the pretraining set is empty')
+    run_dir = Path(run_dir)
+    model = method.build_model(arch, method.initial_encoder_state(arch))
+    dataset = TwoViewPatches(images, scale['patch_size'], scale.get('overlap', 0.0),
+                             method.view_transform(scale.get('crop_size', scale['patch_size'])))
+    batch = min(scale['batch_size'], len(dataset))
+    state_hook = RunStateHook(str(run_dir))
+    runner = Runner(
+        model=model,
+        train_dataloader=_loader(dataset, batch, scale.get('num_workers', 0), True, True),
+        train_cfg=dict(by_epoch=True, max_epochs=scale['epochs']),
+        optim_wrapper=method.optim_wrapper(batch),
+        param_scheduler=method.param_scheduler(scale['epochs']),
+        **_runner_common(run_dir, seed, launcher, f'pretrain {method.name}', state_hook))
+    runner.train()
+    return method.export_encoder(_unwrap(runner.model)), state_hook.history
+
+
+def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: MicrographSet,
+             selection_split: Optional[str], arch: str, scale: dict, seed: int, run_dir: Path,
+             launcher: str = 'none', metric_cfg: Optional[dict] = None) -> tuple[Path, list[dict]]:
+    """Fine-tune U-Net++ on ``data``'s train split; keep the best epoch on ``selection_split``.
+
+    Returns the path of the selected weights and the per-epoch history. With no
+    selection split the last epoch is kept.
+    """
+    run_dir = Path(run_dir)
+    model = UNetPlusPlusSegmenter(arch, data.num_classes, encoder_state=encoder_state,
+                                  encoder_source=encoder_source,
+                                  decoder_channels=scale.get('decoder_channels',
+                                                             (256, 128, 64, 32, 16)))
+    train = SegmentationPatches(data.labeled_split('train'), scale['patch_size'])
+    workers = scale.get('num_workers', 0)
+    batch = min(scale['batch_size'], len(train))
+    state_hook = RunStateHook(str(run_dir), select_metric='mIoU' if selection_split else None)
+    validation = {}
+    if selection_split:
+        val = SegmentationPatches(data.labeled_split(selection_split), scale['patch_size'])
+        validation = dict(
+            val_dataloader=_loader(val, scale.get('eval_batch_size', batch), workers, False, False),
+            val_cfg=dict(type='ValLoop'),
+            val_evaluator=dict(type='PooledIoUMetric', **(metric_cfg or {})))
+    runner = Runner(
+        model=model,
+        train_dataloader=_loader(train, batch, workers, True, len(train) > batch),
+        train_cfg=dict(by_epoch=True, max_epochs=scale['epochs'],
+                       val_interval=scale.get('val_interval', 1)),
+        optim_wrapper=dict(type='OptimWrapper', optimizer=dict(
+            type='Adam', lr=scale.get('lr', 1e-4), weight_decay=scale.get('weight_decay', 1e-5))),
+        **validation,
+        **_runner_common(run_dir, seed, launcher, f'fine-tune {run_dir.name[:8]}', state_hook))
+    runner.train()
+    if not selection_split:
+        model_state = {k: v.detach().cpu() for k, v in _unwrap(runner.model).state_dict().items()}
+        save_torch_atomic(state_hook.best_path, dict(state_dict=model_state,
+                                                     epoch=scale['epochs'], score=None))
+    return state_hook.best_path, state_hook.history
+
+
+@torch.no_grad()
+def evaluate(weights: Path, data: MicrographSet, split: str, arch: str, scale: dict,
+             metric_cfg: dict) -> dict:
+    """Pooled per-class IoU and mIoU of saved U-Net++ weights on one split (all patches)."""
+    from .metrics import PooledIoUMetric
+
+    checkpoint = torch.load(weights, map_location='cpu', weights_only=True)
+    model = UNetPlusPlusSegmenter(arch, data.num_classes,
+                                  decoder_channels=scale.get('decoder_channels',
+                                                             (256, 128, 64, 32, 16)))
+    model.load_state_dict(checkpoint['state_dict'])
+    model.to(get_device()).eval()
+    dataset = SegmentationPatches(data.labeled_split(split), scale['patch_size'])
+    loader = torch.utils.data.DataLoader(dataset, batch_size=scale.get('eval_batch_size', 8),
+                                         num_workers=scale.get('num_workers', 0))
+    metric = PooledIoUMetric(**metric_cfg)
+    for batch in loader:
+        samples = model.val_step(batch)
+        metric.process(batch, samples)
+    metrics = metric.compute_metrics(metric.results)
+    metrics['selected_epoch'] = checkpoint.get('epoch')
+    return metrics

@@ -1,0 +1,8 @@
+#!/usr/bin/env python
+"""Run a benchmark suite: `python tools/run_benchmark.py --suite smoke --work-dir DIR`."""
+import sys
+
+from matssl_bench.cli import main
+
+if __name__ == '__main__':
+    sys.exit(main())
