@@ -25,9 +25,9 @@ def to_normalized_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def _patch_index(sizes: Sequence[tuple[int, int]], names: Sequence[str], patch: int,
-                 overlap: float) -> list[tuple[int, int, int]]:
+                 overlaps: Sequence[float]) -> list[tuple[int, int, int]]:
     index = []
-    for i, ((h, w), name) in enumerate(zip(sizes, names)):
+    for i, ((h, w), name, overlap) in enumerate(zip(sizes, names, overlaps)):
         grid = patch_grid(h, w, patch, overlap)
         if not grid:
             raise DataError(f'{name}: image of {w}x{h} is smaller than the {patch}x{patch} patch')
@@ -43,7 +43,8 @@ class SegmentationPatches(Dataset):
         self.items = list(items)
         self.patch_size = patch_size
         self.index = _patch_index([it.image.shape[:2] for it in self.items],
-                                  [it.name for it in self.items], patch_size, overlap)
+                                  [it.name for it in self.items], patch_size,
+                                  [overlap] * len(self.items))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -60,15 +61,20 @@ class SegmentationPatches(Dataset):
 
 @DATASETS.register_module()
 class TwoViewPatches(Dataset):
-    """Patches of unlabeled images, each returned as two random augmented views."""
+    """Patches of unlabeled images, each returned as two random augmented views.
 
-    def __init__(self, items: Sequence[UnlabeledImage], patch_size: int, overlap: float,
+    An image's own ``overlap`` (its source's pretraining overlap) takes
+    precedence over ``default_overlap``.
+    """
+
+    def __init__(self, items: Sequence[UnlabeledImage], patch_size: int, default_overlap: float,
                  view_transform: Callable[[torch.Tensor], torch.Tensor]):
         self.items = list(items)
         self.patch_size = patch_size
         self.view_transform = view_transform
-        self.index = _patch_index([it.image.shape[:2] for it in self.items],
-                                  [it.name for it in self.items], patch_size, overlap)
+        self.index = _patch_index(
+            [it.image.shape[:2] for it in self.items], [it.name for it in self.items], patch_size,
+            [default_overlap if it.overlap is None else it.overlap for it in self.items])
 
     def __len__(self) -> int:
         return len(self.index)

@@ -25,6 +25,9 @@ class LabeledImage:
 class UnlabeledImage:
     name: str
     image: np.ndarray
+    # Patch overlap for pretraining (the paper: UHCS 0.6, MetalDAM 0.7, Aachen 0.0);
+    # None takes the suite's pretraining scale.
+    overlap: Optional[float] = None
 
 
 class MicrographSet:
@@ -41,6 +44,8 @@ class MicrographSet:
     published_selection_split: str = 'val'
     # Classes averaged in the published mIoU (None: all classes).
     published_mean_classes: Optional[tuple[int, ...]] = None
+    # Patch overlap of this source's images in SSL pretraining (None: the suite's scale).
+    pretrain_overlap: Optional[float] = None
 
     @property
     def name(self) -> str:
