@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 import torch
 from mmengine.device import get_device
-from mmengine.runner import Runner
+from mmengine.runner import Runner, set_random_seed
 
 from .data import SegmentationPatches, TwoViewPatches
 from .data_api import MicrographSet, UnlabeledImage
@@ -63,6 +63,7 @@ def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, sca
     if not images:
         raise DataError('the pretraining set is empty')
     run_dir = Path(run_dir)
+    set_random_seed(seed, deterministic=True)  # the model's own init is part of the run
     model = method.build_model(arch, method.initial_encoder_state(arch))
     dataset = TwoViewPatches(images, scale['patch_size'], scale.get('overlap', 0.0),
                              method.view_transform(scale.get('crop_size', scale['patch_size'])))
@@ -88,6 +89,7 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
     selection split the last epoch is kept.
     """
     run_dir = Path(run_dir)
+    set_random_seed(seed, deterministic=True)  # the decoder's random init is part of the run
     model = UNetPlusPlusSegmenter(arch, data.num_classes, encoder_state=encoder_state,
                                   encoder_source=encoder_source,
                                   decoder_channels=scale.get('decoder_channels',

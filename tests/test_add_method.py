@@ -1,0 +1,52 @@
+"""The README's "Add a method" example, dropped into methods/ as one file, needs no other edit."""
+import re
+import uuid
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_cli, write_tiny_suite
+
+
+@pytest.fixture
+def readme_plugin():
+    readme = (REPO / 'README.md').read_text()
+    code = re.search(r'```python\n(# methods/simclr\.py\n.*?)```', readme, re.S).group(1)
+    name = f'ReadmeSimCLR{uuid.uuid4().hex[:6]}'
+    path = REPO / 'methods' / f'zz_{name.lower()}.py'
+    path.write_text(code.replace('class SimCLR(', f'class {name}('))
+    try:
+        yield name
+    finally:
+        path.unlink()
+
+
+def test_new_method_file_appears_in_list_and_table(readme_plugin, tmp_path):
+    listed = run_cli('--list')
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert readme_plugin in listed.stdout
+
+    suite = write_tiny_suite(tmp_path, methods=readme_plugin, epochs=1)
+    out = run_cli('--suite', str(suite), '--work-dir', str(tmp_path / 'work'))
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = pd.read_csv(tmp_path / 'work' / 'tables' / 'table4.csv')
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert row['method'] == readme_plugin and row['pretrain set'] == 'synthetic'
+    assert 0.0 < row['mIoU (%)'] <= 100.0
+
+
+def test_plugin_outside_the_repository_via_flag(tmp_path):
+    plugin = tmp_path / 'my_method.py'
+    plugin.write_text(
+        'from matssl_bench.method_api import PretrainingMethod\n'
+        'from matssl_bench.registry import METHODS\n\n'
+        '@METHODS.register_module()\n'
+        'class ExternalInit(PretrainingMethod):\n'
+        '    """An out-of-tree method."""\n'
+        '    def __init__(self, **kw):\n'
+        '        super().__init__(init="random", **kw)\n')
+    out = run_cli('--plugin', str(plugin), '--list')
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 'ExternalInit' in out.stdout
+    assert 'ExternalInit' not in run_cli('--list').stdout

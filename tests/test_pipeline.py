@@ -1,0 +1,82 @@
+"""End-to-end runs of a tiny suite through the real CLI (pretrain -> fine-tune -> evaluate)."""
+import json
+import math
+import os
+import time
+
+import pandas as pd
+import torch
+import torchvision
+
+from conftest import run_cli, write_tiny_suite
+
+
+def _finetune_records(work_dir):
+    return [json.loads(p.read_text()) for p in sorted((work_dir / 'records' / 'finetune').glob('*.json'))]
+
+
+def test_tiny_suite_end_to_end_then_cached(tmp_path):
+    suite = write_tiny_suite(tmp_path)
+    work = tmp_path / 'work'
+    start = time.time()
+    first = run_cli('--suite', str(suite), '--work-dir', str(work))
+    first_time = time.time() - start
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    table = pd.read_csv(work / 'tables' / 'table4.csv')
+    assert set(table['method']) == {'MatSSL', 'MoCoV2', 'DenseCL', 'random init', 'supervised ImageNet'}
+    for _, row in table.iterrows():
+        if row['method'] == 'supervised ImageNet':  # no weights on this machine: said plainly
+            assert math.isnan(row['mIoU (%)'])
+            assert 'resnet18-f37072fd.pth' in row['note'] and 'checkpoints' in row['note']
+        else:
+            assert 0.0 < row['mIoU (%)'] <= 100.0
+    assert (work / 'tables' / 'table4.md').read_text().count('\n|') >= 6
+
+    records = [r for r in _finetune_records(work) if r['status'] == 'finished']
+    assert len(records) == 4
+    for rec in records:
+        assert rec['seed'] == 0 and rec['config']['seed'] == 0
+        assert rec['versions']['torch'] == torch.__version__
+        assert rec['test']['mIoU'] == rec['test']['mIoU']  # not NaN
+        assert any(k.startswith('IoU.') for k in rec['test'])
+        assert len(rec['history']) == 2 and 'val/mIoU' in rec['history'][-1]
+    pretrain = list((work / 'records' / 'pretrain').glob('*.json'))
+    assert len(pretrain) == 3 and len(list((work / 'encoders').glob('*.pth'))) == 3
+
+    start = time.time()
+    second = run_cli('--suite', str(suite), '--work-dir', str(work))
+    second_time = time.time() - start
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert '7 cached' in second.stdout
+    assert second_time < first_time / 2
+    assert pd.read_csv(work / 'tables' / 'table4.csv').equals(table)
+
+
+def test_identical_runs_give_identical_records(tmp_path):
+    suite = write_tiny_suite(tmp_path, methods='MatSSL', epochs=1)
+    results = []
+    for name in ('a', 'b'):
+        out = run_cli('--suite', str(suite), '--work-dir', str(tmp_path / name))
+        assert out.returncode == 0, out.stderr[-3000:]
+        (record,) = _finetune_records(tmp_path / name)
+        results.append(record)
+    a, b = results
+    assert a['key'] == b['key']
+    assert a['test'] == b['test']
+    assert a['history'] == b['history']
+
+
+def test_imagenet_row_uses_weights_file_placed_in_torch_cache(tmp_path):
+    torch_home = tmp_path / 'torch_home'
+    folder = torch_home / 'hub' / 'checkpoints'
+    folder.mkdir(parents=True)
+    weights = torchvision.models.resnet18().state_dict()
+    torch.save(weights, folder / 'resnet18-f37072fd.pth')
+    suite = write_tiny_suite(tmp_path, methods='SupervisedImageNet', epochs=1)
+    out = run_cli('--suite', str(suite), '--work-dir', str(tmp_path / 'w'),
+                  env={**os.environ, 'TORCH_HOME': str(torch_home)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    (record,) = _finetune_records(tmp_path / 'w')
+    assert record['status'] == 'finished'
+    assert record['encoder_init'] == 'imagenet'

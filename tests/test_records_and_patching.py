@@ -1,0 +1,54 @@
+import json
+
+import pytest
+
+from matssl_bench.patching import count_patches, patch_grid, patch_origins, patch_stride
+from matssl_bench.records import RecordStore, atomic_write, config_key
+
+
+def test_config_key_is_order_independent_and_sensitive():
+    assert config_key(dict(a=1, b=[1, 2])) == config_key(dict(b=[1, 2], a=1))
+    assert config_key(dict(a=1)) != config_key(dict(a=2))
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / 'out' / 'record.json'
+
+    def failing(tmp):
+        tmp.write_text('half')
+        raise RuntimeError('killed')
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, failing)
+    assert not target.exists()
+    assert list(target.parent.iterdir()) == []
+
+
+def test_record_store_keeps_first_finished_record(tmp_path):
+    store = RecordStore(tmp_path)
+    store.put('finetune', 'k', dict(status='unavailable', reason='x'))
+    assert store.finished('finetune', 'k') is None
+    store.put('finetune', 'k', dict(status='finished', value=1))
+    store.put('finetune', 'k', dict(status='finished', value=2))
+    assert store.finished('finetune', 'k')['value'] == 1
+    assert json.loads(store.path('finetune', 'k').read_text())['value'] == 1
+
+
+@pytest.mark.parametrize('length,patch,overlap,expected', [
+    (256, 256, 0.0, [0]),
+    (255, 256, 0.0, []),
+    (600, 256, 0.0, [0, 256]),          # 600 - 256 = 344 -> 1 full stride
+    (1024, 256, 0.5, [0, 128, 256, 384, 512, 640, 768]),
+    (645, 256, 0.6, [0, 102, 204, 306]),  # stride round(256 * 0.4) = 102
+    (484, 256, 0.7, [0, 77, 154]),        # stride round(256 * 0.3) = 77
+])
+def test_patch_origins_hand_computed(length, patch, overlap, expected):
+    assert patch_origins(length, patch, overlap) == expected
+
+
+def test_patch_counts_multiply_axes():
+    assert count_patches(703, 1024, 256, 0.0) == 2 * 4
+    assert len(patch_grid(703, 1024, 256)) == 8
+    assert patch_stride(256, 0.7) == 77
+    with pytest.raises(ValueError):
+        patch_stride(256, 1.0)
