@@ -20,6 +20,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--methods', nargs='+', help='glob patterns of method names to run')
     p.add_argument('--datasets', nargs='+', help='glob patterns of fine-tuning sets to run')
     p.add_argument('--rows', type=int, nargs='+', help='indices of suite rows to run')
+    p.add_argument('--protocol', choices=['published', 'clean'],
+                   help="model selection and mIoU convention (default: the suite's)")
     p.add_argument('--dry-run', action='store_true', help='print the job plan, run nothing')
     p.add_argument('--format', choices=['text', 'json'], default='text')
     p.add_argument('--plugin', action='append', default=[],
@@ -75,11 +77,13 @@ def main(argv=None) -> int:
         return 0
 
     from .plan import expand, load_suite
+    from .report import make_report, save_suite_meta
     from .runner import SuiteRunner
-    from .tables import finetune_table, to_markdown, write_table
 
     try:
         suite = load_suite(args.suite)
+        if args.protocol:
+            suite.protocol = args.protocol
         jobs = expand(suite, seeds=args.seeds, methods=args.methods, datasets=args.datasets,
                       rows=args.rows)
         if args.dry_run:
@@ -87,6 +91,8 @@ def main(argv=None) -> int:
             return 0
         work_dir = args.work_dir or Path('work_dirs') / suite.suite_name
         runner = SuiteRunner(suite, work_dir, args.launcher)
+        if runner.rank == 0:
+            save_suite_meta(work_dir, suite)
         start = time.time()
         outcomes = runner.run(jobs)
     except (BenchmarkError, FileNotFoundError, KeyError, ValueError) as err:
@@ -94,12 +100,11 @@ def main(argv=None) -> int:
         return 2
     if runner.rank != 0:
         return 0
-    records = [o.record for o in outcomes if o.job.stage == 'finetune' and o.record]
-    table = finetune_table(records)
-    paths = write_table(table, work_dir / 'tables', f'{suite.get("table", "table")}',
-                        title=f'suite {suite.suite_name}, protocol {suite.protocol}')
+    written = make_report(work_dir)
+    for name, paths in written.items():
+        if name != 'figures':
+            print(next(p for p in paths if p.suffix == '.md').read_text())
     counts = {s: sum(o.status == s for o in outcomes) for s in sorted({o.status for o in outcomes})}
-    print(to_markdown(table))
-    print(f'\n{len(outcomes)} jobs: {", ".join(f"{n} {s}" for s, n in counts.items())}; '
-          f'{time.time() - start:.1f} s. Tables: {", ".join(str(p) for p in paths)}')
+    print(f'{len(outcomes)} jobs: {", ".join(f"{n} {s}" for s, n in counts.items())}; '
+          f'{time.time() - start:.1f} s. Tables and figures in {work_dir / "tables"}')
     return 0

@@ -1,10 +1,11 @@
 """PyTorch datasets over micrograph sources: fixed patch grids for fine-tuning, two views for SSL."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from .data_api import LabeledImage, UnlabeledImage
@@ -22,6 +23,18 @@ def to_normalized_tensor(image: np.ndarray) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return (tensor - mean) / std
+
+
+def resize_items(items: Sequence[LabeledImage], size: Optional[int]) -> list[LabeledImage]:
+    """Resize images (bilinear) and masks (nearest) to ``size x size``, as the authors' code does."""
+    if not size:
+        return list(items)
+    out = []
+    for item in items:
+        image = Image.fromarray(item.image).resize((size, size), Image.BILINEAR)
+        mask = Image.fromarray(item.mask).resize((size, size), Image.NEAREST)
+        out.append(LabeledImage(item.name, np.asarray(image), np.asarray(mask)))
+    return out
 
 
 def _patch_index(sizes: Sequence[tuple[int, int]], names: Sequence[str], patch: int,
@@ -49,11 +62,15 @@ class SegmentationPatches(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, idx: int) -> dict:
+    def patch(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """The raw (image, mask) arrays of patch ``idx``."""
         i, top, left = self.index[idx]
         item = self.items[i]
-        image = crop(item.image, top, left, self.patch_size)
-        mask = crop(item.mask, top, left, self.patch_size)
+        return crop(item.image, top, left, self.patch_size), crop(item.mask, top, left,
+                                                                  self.patch_size)
+
+    def __getitem__(self, idx: int) -> dict:
+        image, mask = self.patch(idx)
         return dict(inputs=to_normalized_tensor(image),
                     data_samples=dict(gt=torch.from_numpy(np.ascontiguousarray(mask)).long(),
                                       index=idx))

@@ -109,6 +109,8 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
             continue
         method = build_method(suite, row['method'])
         finetune_cfg = suite.finetune_sets[row['finetune']]
+        finetune_scale = {**scale['finetune'],
+                          **suite.get('finetune_scale', {}).get(row['finetune'], {})}
         for seed in seeds:
             pretrain_key = None
             pretrain_set = None
@@ -126,9 +128,9 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                     jobs.append(job)
             spec = dict(method=method.config(), pretrain_key=pretrain_key,
                         finetune_set=row['finetune'], data=finetune_cfg, arch=arch,
-                        scale=scale['finetune'], protocol=suite.protocol, seed=seed)
+                        scale=finetune_scale, protocol=suite.protocol, seed=seed)
             jobs.append(Job('finetune', config_key(spec), row['method'], pretrain_set,
                             row['finetune'], seed, spec, depends_on=pretrain_key,
                             row=dict(row, index=index),
-                            est_cost=_cost(arch, scale['finetune'])))
+                            est_cost=_cost(arch, finetune_scale)))
     return jobs

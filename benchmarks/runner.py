@@ -148,9 +148,11 @@ class SuiteRunner:
         weights, history = stages.finetune(encoder, source, data, selection, arch, scale,
                                            job.seed, self.run_dir(job), self.launcher,
                                            metric_cfg)
-        metrics = stages.evaluate(weights, data, 'test', arch, scale, metric_cfg)
+        previews = self.run_dir(job) / 'test_previews.npz'
+        metrics = stages.evaluate(weights, data, 'test', arch, scale, metric_cfg, previews)
         record = dict(self._base_record(job), status='finished', selection_split=selection,
                       metric=metric_cfg, test=metrics, history=history,
+                      predictions=str(previews.relative_to(self.work_dir)),
                       dataset_meta=data.meta(), weights=str(weights.relative_to(self.work_dir)),
                       versions=environment_versions(), wall_time_s=time.time() - start,
                       world_size=self.world_size)

@@ -11,22 +11,29 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 from mmengine.device import get_device
 from mmengine.runner import Runner, set_random_seed
 
-from .data import SegmentationPatches, TwoViewPatches
+from .data import SegmentationPatches, TwoViewPatches, resize_items
 from .data_api import MicrographSet, UnlabeledImage
 from .errors import DataError
 from .hooks import ProgressBarHook, RunStateHook
 from .method_api import EncoderState, SSLMethod
-from .records import save_torch_atomic
+from .records import atomic_write, save_torch_atomic
 from .registry import SCOPE
 from .segmentation import UNetPlusPlusSegmenter
 
 
 def _unwrap(model):
     return model.module if hasattr(model, 'module') else model
+
+
+def _patches(data: MicrographSet, split: str, scale: dict) -> SegmentationPatches:
+    """Non-overlapping patches of a split, after the optional resize of the scale."""
+    items = resize_items(data.labeled_split(split), scale.get('resize'))
+    return SegmentationPatches(items, scale['patch_size'])
 
 
 def _loader(dataset, batch_size: int, num_workers: int, shuffle: bool, drop_last: bool) -> dict:
@@ -94,13 +101,13 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
                                   encoder_source=encoder_source,
                                   decoder_channels=scale.get('decoder_channels',
                                                              (256, 128, 64, 32, 16)))
-    train = SegmentationPatches(data.labeled_split('train'), scale['patch_size'])
+    train = _patches(data, 'train', scale)
     workers = scale.get('num_workers', 0)
     batch = min(scale['batch_size'], len(train))
     state_hook = RunStateHook(str(run_dir), select_metric='mIoU' if selection_split else None)
     validation = {}
     if selection_split:
-        val = SegmentationPatches(data.labeled_split(selection_split), scale['patch_size'])
+        val = _patches(data, selection_split, scale)
         validation = dict(
             val_dataloader=_loader(val, scale.get('eval_batch_size', batch), workers, False, False),
             val_cfg=dict(type='ValLoop'),
@@ -124,8 +131,12 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
 
 @torch.no_grad()
 def evaluate(weights: Path, data: MicrographSet, split: str, arch: str, scale: dict,
-             metric_cfg: dict) -> dict:
-    """Pooled per-class IoU and mIoU of saved U-Net++ weights on one split (all patches)."""
+             metric_cfg: dict, preview_path: Optional[Path] = None, previews: int = 4) -> dict:
+    """Pooled per-class IoU and mIoU of saved U-Net++ weights on one split (all patches).
+
+    With ``preview_path``, the first ``previews`` patches (image, truth,
+    prediction) are saved there for the overlay figures.
+    """
     from .metrics import PooledIoUMetric
 
     checkpoint = torch.load(weights, map_location='cpu', weights_only=True)
@@ -134,13 +145,24 @@ def evaluate(weights: Path, data: MicrographSet, split: str, arch: str, scale: d
                                                              (256, 128, 64, 32, 16)))
     model.load_state_dict(checkpoint['state_dict'])
     model.to(get_device()).eval()
-    dataset = SegmentationPatches(data.labeled_split(split), scale['patch_size'])
+    dataset = _patches(data, split, scale)
     loader = torch.utils.data.DataLoader(dataset, batch_size=scale.get('eval_batch_size', 8),
                                          num_workers=scale.get('num_workers', 0))
     metric = PooledIoUMetric(**metric_cfg)
+    kept = dict(image=[], truth=[], pred=[])
     for batch in loader:
         samples = model.val_step(batch)
         metric.process(batch, samples)
+        for idx, sample in zip(batch['data_samples']['index'].tolist(), samples):
+            if len(kept['pred']) < previews:
+                image, truth = dataset.patch(idx)
+                kept['image'].append(image)
+                kept['truth'].append(truth)
+                kept['pred'].append(sample['pred_sem_seg']['data'][0].cpu().numpy()
+                                    .astype(np.uint8))
     metrics = metric.compute_metrics(metric.results)
     metrics['selected_epoch'] = checkpoint.get('epoch')
+    if preview_path is not None:
+        arrays = {k: np.stack(v) for k, v in kept.items()}
+        atomic_write(preview_path, lambda tmp: np.savez_compressed(open(tmp, 'wb'), **arrays))
     return metrics

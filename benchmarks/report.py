@@ -1,0 +1,42 @@
+"""Regenerates every table and figure of a work dir from its records (no training)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from .figures import prediction_overlays, validation_curves
+from .records import RecordStore, write_json_atomic
+from .tables import finetune_table, per_class_table, quoted_table, write_table
+
+SUITE_META = 'suite.json'
+
+
+def save_suite_meta(work_dir: Path, suite) -> None:
+    """Keep what tables need from the suite beside the records (quoted values, notes)."""
+    write_json_atomic(Path(work_dir) / SUITE_META, dict(
+        name=suite.suite_name, protocol=suite.protocol, quoted=list(suite.get('quoted', [])),
+        notes=suite.get('notes', ''), description=suite.get('description', '')))
+
+
+def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, list[Path]]:
+    work_dir = Path(work_dir)
+    out_dir = Path(out_dir or work_dir / 'tables')
+    meta_path = work_dir / SUITE_META
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else dict(quoted=[], notes='')
+    records = RecordStore(work_dir).all('finetune')
+    tables = sorted({r.get('row', {}).get('table', 'table4') for r in records}) or ['table4']
+    written: dict[str, list[Path]] = {}
+    for name in tables:
+        table = finetune_table(records, table=name)
+        title = f"{name}: suite {meta.get('name', '?')}, protocols {', '.join(sorted(set(table['protocol'])))}"
+        if any(q['table'] == name for q in meta['quoted']):
+            table = quoted_table(table, meta['quoted'], name)
+        if meta.get('notes'):
+            title += f". {meta['notes']}"
+        written[name] = write_table(table, out_dir, name, title)
+    written['per_class'] = write_table(per_class_table(records), out_dir, 'per_class_iou',
+                                       'Per-class IoU (%), mean over seeds')
+    written['figures'] = (validation_curves(records, out_dir)
+                          + prediction_overlays(records, work_dir, out_dir))
+    return written

@@ -1,0 +1,33 @@
+#!/usr/bin/env python
+"""Regenerate tables (CSV, Markdown, LaTeX) and figures from stored records, without training.
+
+    python tools/make_tables.py --work-dir work_dirs/paper [--out results/paper]
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from matssl_bench.report import make_report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--work-dir', type=Path, required=True)
+    parser.add_argument('--out', type=Path, help='output folder (default: WORK_DIR/tables)')
+    args = parser.parse_args()
+    if not (args.work_dir / 'records').is_dir():
+        print(f'error: {args.work_dir}: no records folder; run tools/run_benchmark.py first',
+              file=sys.stderr)
+        return 2
+    start = time.time()
+    written = make_report(args.work_dir, args.out)
+    for kind, paths in written.items():
+        for path in paths:
+            print(f'{kind:10s} {path}')
+    print(f'done in {time.time() - start:.1f} s')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
