@@ -80,7 +80,10 @@ def _allow_mmengine_checkpoints() -> None:
     except ImportError:  # numpy < 2
         from numpy.core.multiarray import _reconstruct, scalar
     allowed = [HistoryBuffer, np.dtype, np.ndarray, _reconstruct, scalar]
-    allowed += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
+    # numpy RNG states and message-hub scalars pickle their dtype classes
+    allowed += [type(np.dtype(t)) for t in ('bool', 'int8', 'int16', 'int32', 'int64', 'uint8',
+                                            'uint16', 'uint32', 'uint64', 'float16', 'float32',
+                                            'float64')]
     add_safe_globals(allowed)
 
 

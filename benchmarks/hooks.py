@@ -117,6 +117,10 @@ class RunStateHook(Hook):
             os.replace(self.out_dir / tmp_name, self.resume_path)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        # Logged scalar buffers pickle bound methods, which torch.load(weights_only=True)
+        # refuses; they only smooth log lines, so a resumed run starts them afresh.
+        if isinstance(checkpoint.get('message_hub'), dict):
+            checkpoint['message_hub']['log_scalars'] = {}
         meta = checkpoint.setdefault('meta', {})
         meta['run_state'] = dict(history=list(self.history), best=self.best,
                                  rng=capture_rng_state())

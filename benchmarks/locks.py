@@ -17,7 +17,7 @@ def _alive(pid: int) -> bool:
 
 
 class JobLock:
-    """``with JobLock(path) as acquired:`` -- False when another live process holds the job.
+    """``acquire()`` is False when another live process holds the job (also a context manager).
 
     A lock left by a process that died on this host is taken over; locks from
     other hosts are respected (their owner cannot be checked from here).
@@ -44,7 +44,15 @@ class JobLock:
             return True
         return host == socket.gethostname() and not _alive(int(pid))
 
-    def __enter__(self) -> bool:
+    def _owned(self) -> bool:
+        try:
+            host, pid = self.path.read_text().split()
+        except (FileNotFoundError, ValueError):
+            return False
+        return host == socket.gethostname() and int(pid) == os.getpid()
+
+    def acquire(self) -> bool:
+        """Take the lock; a lock whose owner died on this host is taken over."""
         if self._try_create():
             self.acquired = True
         elif self._stale():
@@ -52,6 +60,16 @@ class JobLock:
             self.acquired = self._try_create()
         return self.acquired
 
-    def __exit__(self, *exc) -> None:
+    def release(self) -> None:
         if self.acquired:
             self.path.unlink(missing_ok=True)
+            self.acquired = False
+
+    def held_by_other(self) -> bool:
+        return self.path.exists() and not self._stale() and not self._owned()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -73,7 +73,9 @@ def build_method(suite: Config, name: str) -> PretrainingMethod:
 def _expand_rows(suite: Config) -> list[dict]:
     rows = []
     for row in suite.rows:
-        names = sorted(METHODS.module_dict) if row['method'] == '*' else [row['method']]
+        pattern = row['method']  # a name, or a glob such as '*' (every registered method)
+        names = ([n for n in sorted(METHODS.module_dict) if fnmatch.fnmatch(n, pattern)]
+                 if any(c in pattern for c in '*?[') else [pattern])
         for name in names:
             rows.append({**row, 'method': name})
     return rows

@@ -1,13 +1,14 @@
 """Runs a suite's job graph: skips what is cached, runs what is missing, writes records and tables."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from mmengine.config import Config
-from mmengine.dist import get_dist_info
+from mmengine.dist import barrier, broadcast_object_list, get_dist_info, init_dist, is_distributed
 from tqdm.auto import tqdm
 
 from . import stages
@@ -44,10 +45,22 @@ def selection_and_metric(data: MicrographSet, protocol: str) -> tuple[str, dict]
 
 
 class SuiteRunner:
+    """Executes jobs; several runners may share a work dir, and one runner may span many GPUs.
+
+    Jobs are locked per work dir, so runners started side by side (e.g. one per
+    node or a slurm array) split the jobs between them and wait for each
+    other's pretraining. With a launcher, every rank runs each job together
+    (mmengine's DDP) and rank 0 alone writes records and encoders.
+    """
+
+    poll_seconds = float(os.environ.get('MATSSL_POLL_SECONDS', 10))
+
     def __init__(self, suite: Config, work_dir: Path, launcher: str = 'none'):
         self.suite = suite
         self.work_dir = Path(work_dir)
         self.launcher = launcher
+        if launcher != 'none' and not is_distributed():
+            init_dist(launcher)
         self.store = RecordStore(self.work_dir)
         self.rank, self.world_size = get_dist_info()
 
@@ -60,6 +73,7 @@ class SuiteRunner:
 
     # -- execution ---------------------------------------------------------
     def run(self, jobs: list[Job]) -> list[Outcome]:
+        """Run ``jobs`` in order; then wait for the ones another runner was doing."""
         outcomes: dict[str, Outcome] = {}
         bar = tqdm(jobs, desc=f'suite {self.suite.suite_name}', unit='job', dynamic_ncols=True,
                    disable=self.rank != 0)
@@ -67,28 +81,57 @@ class SuiteRunner:
             bar.set_postfix_str(f'{job.stage} {job.method} {job.dataset or job.pretrain_set} '
                                 f'seed {job.seed}')
             outcomes[job.key] = self._run_one(job, outcomes)
+        for key, outcome in list(outcomes.items()):
+            if outcome.status == 'running-elsewhere':
+                outcomes[key] = self._wait_for(outcome.job, outcomes)
         return list(outcomes.values())
 
+    def _lock(self, job: Job) -> JobLock:
+        return JobLock(self.work_dir / 'locks' / f'{job.stage}-{job.key}.lock')
+
+    def _agreed(self, value):
+        """Rank 0's value on every rank, so all ranks of a distributed run take the same path."""
+        if self.world_size == 1:
+            return value
+        box = [value]
+        broadcast_object_list(box, src=0)
+        return box[0]
+
+    def _wait_for(self, job: Job, outcomes: dict[str, Outcome]) -> Outcome:
+        """Wait while another live runner holds ``job``; then use its record or run it here."""
+        lock = self._lock(job)
+        while self._agreed(lock.held_by_other() and self.store.finished(job.stage, job.key) is None):
+            time.sleep(self.poll_seconds)
+        return self._run_one(job, outcomes)
+
     def _run_one(self, job: Job, outcomes: dict[str, Outcome]) -> Outcome:
-        cached = self.store.finished(job.stage, job.key)
+        cached = self._agreed(self.store.finished(job.stage, job.key))
         if cached is not None:
             return Outcome(job, 'cached', record=cached)
         if job.depends_on is not None:
             parent = outcomes.get(job.depends_on)
+            if parent is not None and parent.status == 'running-elsewhere':
+                parent = outcomes[job.depends_on] = self._wait_for(parent.job, outcomes)
             if parent is None or parent.status not in ('finished', 'cached'):
                 reason = parent.reason if parent else 'pretraining job not selected'
                 return self._unavailable(job, f'pretraining unavailable: {reason}', blocked=True)
-        with JobLock(self.work_dir / 'locks' / f'{job.stage}-{job.key}.lock') as acquired:
-            if not acquired:
-                return Outcome(job, 'running-elsewhere', 'another runner holds this job')
-            cached = self.store.finished(job.stage, job.key)  # finished while we waited
-            if cached is not None:
+        lock = self._lock(job)
+        acquired = self._agreed(lock.acquire() if self.rank == 0 else None)
+        if not acquired:
+            return Outcome(job, 'running-elsewhere', 'another runner holds this job')
+        try:
+            cached = self._agreed(self.store.finished(job.stage, job.key))
+            if cached is not None:  # finished by another runner just before we locked it
                 return Outcome(job, 'cached', record=cached)
             try:
                 record = (self._pretrain(job) if job.stage == 'pretrain' else self._finetune(job))
             except MissingResourceError as err:
                 return self._unavailable(job, str(err))
-        return Outcome(job, 'finished', record=record)
+            barrier()  # rank 0 has written the record and the encoder
+            return Outcome(job, 'finished', record=record)
+        finally:
+            if self.rank == 0:
+                lock.release()
 
     def _unavailable(self, job: Job, reason: str, blocked: bool = False) -> Outcome:
         """Recorded so tables can say why, but never treated as cached: the next run retries."""
