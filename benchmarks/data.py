@@ -25,15 +25,27 @@ def to_normalized_tensor(image: np.ndarray) -> torch.Tensor:
     return (tensor - mean) / std
 
 
-def resize_items(items: Sequence[LabeledImage], size: Optional[int]) -> list[LabeledImage]:
-    """Resize images (bilinear) and masks (nearest) to ``size x size``, as the authors' code does."""
-    if not size:
+def _target_size(shape: tuple[int, ...], size: Optional[int], factor: Optional[float]):
+    if size:
+        return (size, size)
+    return (max(1, round(shape[1] * factor)), max(1, round(shape[0] * factor)))
+
+
+def resize_items(items: Sequence, size: Optional[int] = None,
+                 factor: Optional[float] = None) -> list:
+    """Resize labeled or unlabeled images: to ``size x size`` (the authors' EBC input) or by
+    ``factor`` (CPU-sized suites). Images bilinear, masks nearest; no-op when both are unset."""
+    if not size and not factor:
         return list(items)
     out = []
     for item in items:
-        image = Image.fromarray(item.image).resize((size, size), Image.BILINEAR)
-        mask = Image.fromarray(item.mask).resize((size, size), Image.NEAREST)
-        out.append(LabeledImage(item.name, np.asarray(image), np.asarray(mask)))
+        wh = _target_size(item.image.shape, size, factor)
+        image = np.asarray(Image.fromarray(item.image).resize(wh, Image.BILINEAR))
+        if isinstance(item, LabeledImage):
+            mask = np.asarray(Image.fromarray(item.mask).resize(wh, Image.NEAREST))
+            out.append(LabeledImage(item.name, image, mask))
+        else:
+            out.append(UnlabeledImage(item.name, image, item.overlap))
     return out
 
 

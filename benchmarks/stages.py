@@ -32,7 +32,7 @@ def _unwrap(model):
 
 def _patches(data: MicrographSet, split: str, scale: dict) -> SegmentationPatches:
     """Non-overlapping patches of a split, after the optional resize of the scale."""
-    items = resize_items(data.labeled_split(split), scale.get('resize'))
+    items = resize_items(data.labeled_split(split), scale.get('resize'), scale.get('rescale'))
     return SegmentationPatches(items, scale['patch_size'])
 
 
@@ -72,6 +72,7 @@ def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, sca
     run_dir = Path(run_dir)
     set_random_seed(seed, deterministic=True)  # the model's own init is part of the run
     model = method.build_model(arch, method.initial_encoder_state(arch))
+    images = resize_items(images, factor=scale.get('rescale'))
     dataset = TwoViewPatches(images, scale['patch_size'], scale.get('overlap', 0.0),
                              method.view_transform(scale.get('crop_size', scale['patch_size'])))
     batch = min(scale['batch_size'], len(dataset))

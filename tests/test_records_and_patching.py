@@ -52,3 +52,20 @@ def test_patch_counts_multiply_axes():
     assert patch_stride(256, 0.7) == 77
     with pytest.raises(ValueError):
         patch_stride(256, 1.0)
+
+
+def test_resize_items_square_and_factor_keep_labels_exact():
+    import numpy as np
+    from matssl_bench.data import resize_items
+    from matssl_bench.data_api import LabeledImage, UnlabeledImage
+
+    mask = np.zeros((40, 60), np.uint8)
+    mask[:, 30:] = 3
+    item = LabeledImage('a', np.full((40, 60, 3), 7, np.uint8), mask)
+    (square,) = resize_items([item], size=32)
+    assert square.image.shape == (32, 32, 3) and set(np.unique(square.mask)) == {0, 3}
+    (half,) = resize_items([item], factor=0.5)
+    assert half.image.shape == (20, 30, 3) and half.mask.shape == (20, 30)
+    (pool_item,) = resize_items([UnlabeledImage('u', item.image, overlap=0.7)], factor=0.5)
+    assert pool_item.overlap == 0.7 and pool_item.image.shape == (20, 30, 3)
+    assert resize_items([item]) == [item]
