@@ -1,0 +1,148 @@
+"""Validated, converted copies of data sets (the logic behind ``tools/prepare_data.py``).
+
+A prepared copy of one data set (one folder per variant, e.g. ``EBC1/``):
+
+    images/<name>.png  masks/<name>.png  unlabeled/<name>.png   lossless, repairs applied
+    splits/{train,val,test,unlabeled}.txt                       image names, one per line
+    manifest.json   format, data set, options, classes, counts, 256-px patch counts,
+                    pool statistics, repair warnings, file list with sha256
+
+Every reader accepts such a folder as its ``root``. The copy is written into a
+hidden sibling folder and renamed into place at the end: a failure leaves nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import urllib.request
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Optional
+
+from .errors import DataError, MissingResourceError
+from .file_sets import PREPARED_FORMAT, FileMicrographSet, safe_filename
+from .image_io import write_png
+from .patching import count_patches
+from .registry import MICROGRAPH_SETS
+
+PATCH = 256
+ALIASES = {'aachen': 'AachenHeerlen', 'aachen-heerlen': 'AachenHeerlen'}
+
+
+def reader_class(name: str) -> type:
+    import matssl_bench.datasets  # noqa: F401 - registers the readers
+    wanted = ALIASES.get(name.lower(), name)
+    for key, cls in MICROGRAPH_SETS.module_dict.items():
+        if key.lower() == wanted.lower() and issubclass(cls, FileMicrographSet):
+            return cls
+    names = sorted(k for k, c in MICROGRAPH_SETS.module_dict.items()
+                   if issubclass(c, FileMicrographSet))
+    raise DataError(f'{name}: no file-based data set of that name; known: {", ".join(names)}')
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(cls: type, src: Path) -> None:
+    """Fetch and unpack ``cls.download_url`` into ``src``; offline, say where to put it by hand."""
+    url = cls.download_url
+    by_hand = f'{cls.download_note} {src}'
+    if not url or not url.endswith('.zip'):
+        raise MissingResourceError(f'{url}: no direct archive to fetch; {by_hand}')
+    src.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix='.zip', dir=src.parent)
+    os.close(fd)
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response, open(tmp, 'wb') as f:
+            shutil.copyfileobj(response, f)
+        with zipfile.ZipFile(tmp) as archive:
+            archive.extractall(src)
+    except (OSError, zipfile.BadZipFile) as err:
+        raise MissingResourceError(f'{url}: download failed ({err}); {by_hand}') from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _write_variant(data: FileMicrographSet, folder: Path) -> dict:
+    for sub in ('images', 'masks', 'unlabeled', 'splits'):
+        (folder / sub).mkdir(parents=True)
+    entries, sizes = {}, {}
+    for split in data.splits:
+        entries[split] = []
+        for item in data.labeled_split(split):
+            stem = safe_filename(item.name)
+            write_png(folder / 'images' / f'{stem}.png', item.image)
+            write_png(folder / 'masks' / f'{stem}.png', item.mask)
+            entries[split].append(dict(name=item.name, image=f'images/{stem}.png',
+                                       mask=f'masks/{stem}.png'))
+            sizes[item.name] = item.image.shape[:2]
+    unlabeled = []
+    for record in data.unlabeled_files:
+        image = data.load_image(record.image)
+        stem = safe_filename(record.name)
+        write_png(folder / 'unlabeled' / f'{stem}.png', image)
+        unlabeled.append(dict(name=record.name, image=f'unlabeled/{stem}.png'))
+    for split, items in list(entries.items()) + [('unlabeled', unlabeled)]:
+        (folder / 'splits' / f'{split}.txt').write_text(''.join(e['name'] + '\n' for e in items))
+
+    pool = data.unlabeled_pool(exclude=data.test_image_names())
+    overlap = data.pretrain_overlap or 0.0
+    patches = {split: sum(count_patches(*sizes[e['name']], PATCH) for e in items)
+               for split, items in entries.items()}
+    patches['pretrain_pool'] = sum(count_patches(*im.image.shape[:2], PATCH, overlap)
+                                   for im in pool)
+    files = sorted(p for p in folder.rglob('*') if p.is_file())
+    return dict(
+        format=PREPARED_FORMAT, dataset=data.name, options=data.options(),
+        classes=list(data.classes), palette=[list(c) for c in data.palette],
+        counts={**{s: len(v) for s, v in entries.items()}, 'unlabeled': len(unlabeled),
+                'pretrain_pool': len(pool)},
+        patches=dict(size=PATCH, pretrain_overlap=overlap, **patches),
+        pool=data.pool_report, splits=entries, unlabeled=unlabeled,
+        files={str(p.relative_to(folder)): sha256(p) for p in files})
+
+
+def prepare(name: str, src, out, fetch: bool = False, options: Optional[dict] = None) -> dict:
+    """Prepare data set ``name`` from ``src`` into ``out``; returns {variant: manifest}."""
+    cls = reader_class(name)
+    src, out = Path(src), Path(out)
+    if out.exists():
+        raise DataError(f'{out}: already exists; remove it or choose another --out')
+    if fetch and not src.is_dir():
+        download(cls, src)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', suffix='.partial', dir=out.parent))
+    manifests = {}
+    try:
+        for sub, variant_options in cls.prepare_variants:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                data = cls(root=src, **{**variant_options, **(options or {})})
+                folder = tmp / sub if sub else tmp
+                manifest = _write_variant(data, folder)
+            manifest['warnings'] = sorted({str(w.message) for w in caught})
+            manifest['source'] = str(src.resolve())
+            (folder / 'manifest.json').write_text(json.dumps(manifest, indent=1) + '\n')
+            manifests[sub or cls.__name__] = manifest
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifests
+
+
+def verify(folder) -> list[str]:
+    """Files of a prepared variant whose sha256 differs from its manifest (missing ones too)."""
+    folder = Path(folder)
+    manifest = json.loads((folder / 'manifest.json').read_text())
+    return [rel for rel, digest in manifest['files'].items()
+            if not (folder / rel).is_file() or sha256(folder / rel) != digest]

@@ -1,0 +1,161 @@
+"""Aachen-Heerlen annotated steel microstructures (Figshare, CC0): MA islands as polygons.
+
+Layout read (our reading of the Figshare release; the real files are not on these
+machines, so this is the documented contract the tests exercise):
+
+- ``images/<stem>.<png|tif|jpg>``: the SEM images (1,705 in the release);
+- polygons, in one of
+  - ``annotations.csv``: one row per vertex, columns ``image`` (file name or
+    stem), ``polygon`` (id within the image), ``x``, ``y`` (pixels); or one row
+    per polygon with a ``points`` column holding ``[[x, y], ...]`` as JSON;
+  - ``annotations.pkl``: ``{image stem: [array of shape (N, 2) in (x, y)], ...}``
+    (pickle runs code when loaded: only use a file from the release);
+- optional ``train.txt`` / ``test.txt`` (stems) fixing the split; otherwise a
+  seeded split with 302 of 1,705 images in test (the paper's 1,403/302).
+
+Polygons are filled (PIL, vertices included) into binary masks: 0 background,
+1 martensite-austenite. An image with no polygon is all background; a polygon
+naming an unknown image or with fewer than 3 vertices is a ``DataError``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import pickle
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from matssl_bench.errors import DataError, MissingResourceError
+from matssl_bench.file_sets import FileMicrographSet, LabeledFile, require_dir, seeded_split
+from matssl_bench.image_io import image_size, list_images
+from matssl_bench.registry import MICROGRAPH_SETS
+
+Polygons = dict[str, list[np.ndarray]]
+
+
+def _column(header: list[str], choices: tuple[str, ...], path: Path, required: bool = True):
+    lowered = [h.strip().lower() for h in header]
+    for choice in choices:
+        if choice in lowered:
+            return lowered.index(choice)
+    if required:
+        raise DataError(f'{path}: no column named {" or ".join(choices)} (header: {header})')
+    return None
+
+
+def read_polygon_csv(path: Path) -> Polygons:
+    """Polygons per image stem from the vertex-per-row or the points-per-row CSV."""
+    try:
+        with open(path, newline='') as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f'{path}: unreadable CSV ({err})') from None
+    if not rows:
+        raise DataError(f'{path}: empty CSV')
+    header, body = rows[0], rows[1:]
+    col_image = _column(header, ('image', 'filename', 'file', 'image_name'), path)
+    col_points = _column(header, ('points', 'coordinates'), path, required=False)
+    polygons: Polygons = defaultdict(list)
+    try:
+        if col_points is not None:
+            for row in body:
+                pts = np.asarray(json.loads(row[col_points]), np.float64).reshape(-1, 2)
+                polygons[Path(row[col_image]).stem].append(pts)
+        else:
+            col_poly = _column(header, ('polygon', 'polygon_id', 'object', 'id', 'instance'), path)
+            col_x, col_y = _column(header, ('x',), path), _column(header, ('y',), path)
+            vertices = defaultdict(list)
+            for row in body:
+                vertices[(Path(row[col_image]).stem, row[col_poly])].append(
+                    (float(row[col_x]), float(row[col_y])))
+            for (stem, _), pts in vertices.items():
+                polygons[stem].append(np.asarray(pts, np.float64))
+    except (ValueError, IndexError) as err:
+        raise DataError(f'{path}: malformed polygon row ({err})') from None
+    return dict(polygons)
+
+
+def read_polygon_pickle(path: Path) -> Polygons:
+    try:
+        with open(path, 'rb') as f:
+            data = pickle.load(f)
+        return {Path(str(k)).stem: [np.asarray(p, np.float64).reshape(-1, 2) for p in v]
+                for k, v in dict(data).items()}
+    except Exception as err:  # noqa: BLE001 - any unpickling failure is a data problem
+        raise DataError(f'{path}: unreadable polygon pickle ({err})') from None
+
+
+def rasterise(polygons: list[np.ndarray], width: int, height: int, source='') -> np.ndarray:
+    """Binary mask (1 inside any polygon) of ``height x width``."""
+    canvas = Image.new('L', (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    for pts in polygons:
+        if len(pts) < 3:
+            raise DataError(f'{source}: polygon with {len(pts)} vertices (needs 3 or more)')
+        draw.polygon([tuple(p) for p in pts.tolist()], fill=1, outline=1)
+    return np.asarray(canvas, np.uint8)
+
+
+@MICROGRAPH_SETS.register_module()
+class AachenHeerlen(FileMicrographSet):
+    """Aachen-Heerlen bainite SEM images with martensite-austenite island polygons."""
+
+    source = 'Aachen'
+    classes = ('background', 'martensite-austenite')
+    palette = ((0, 0, 0), (255, 255, 255))
+    published_selection_split = 'test'
+    pretrain_overlap = 0.0
+    download_url = 'https://figshare.com/ (search: Aachen-Heerlen annotated steel microstructure)'
+    download_note = 'download the images and the polygon annotations and unpack them into'
+
+    def __init__(self, root, seed: int = 0, test_fraction: float = 302 / 1705,
+                 val_fraction: float = 0.15):
+        self.seed, self.test_fraction, self.val_fraction = seed, test_fraction, val_fraction
+        self.polygons: Polygons = {}
+        super().__init__(root)
+
+    def options(self) -> dict:
+        return dict(seed=self.seed, test_fraction=self.test_fraction,
+                    val_fraction=self.val_fraction)
+
+    def _annotation_file(self) -> Path:
+        for name in ('annotations.csv', 'annotations.pkl'):
+            if (self.root / name).is_file():
+                return self.root / name
+        found = sorted(self.root.glob('*.csv')) + sorted(self.root.glob('*.pkl'))
+        if not found:
+            raise MissingResourceError(f'{self.root / "annotations.csv"}: missing polygon '
+                                       'annotations (CSV or pickle)')
+        return found[0]
+
+    def index_source(self):
+        image_dir = require_dir(self.root / 'images', 'Aachen-Heerlen images')
+        images = {p.stem: p for p in list_images(image_dir)}
+        ann = self._annotation_file()
+        self.polygons = (read_polygon_pickle(ann) if ann.suffix == '.pkl'
+                         else read_polygon_csv(ann))
+        for stem in self.polygons.keys() - images.keys():
+            raise DataError(f'{ann}: polygons for {stem}, which has no image in {image_dir}')
+        records = {stem: LabeledFile(f'{self.source}/{stem}', path, ann)
+                   for stem, path in images.items()}
+        if (self.root / 'test.txt').is_file():
+            test = [s.strip() for s in (self.root / 'test.txt').read_text().split() if s.strip()]
+            missing = [s for s in test if s not in records]
+            if missing:
+                raise DataError(f'{self.root / "test.txt"}: {missing[0]} has no image')
+            rest = [s for s in records if s not in set(test)]
+        else:
+            rest, test = seeded_split(list(records), self.test_fraction, self.seed)
+        train, val = seeded_split(rest, self.val_fraction, self.seed + 1)
+        return {split: [records[s] for s in stems] for split, stems in
+                (('train', train), ('val', val), ('test', test))}, []
+
+    def read_mask_file(self, record: LabeledFile) -> np.ndarray:
+        if self.prepared:
+            return super().read_mask_file(record)
+        width, height = image_size(record.image)
+        stem = record.name.split('/', 1)[1]
+        return rasterise(self.polygons.get(stem, []), width, height, f'{record.mask} ({stem})')
