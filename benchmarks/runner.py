@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import torch
 from mmengine.config import Config
 from mmengine.dist import barrier, broadcast_object_list, get_dist_info, init_dist, is_distributed
 from tqdm.auto import tqdm
@@ -44,6 +45,17 @@ def selection_and_metric(data: MicrographSet, protocol: str) -> tuple[str, dict]
     raise ValueError(f'unknown protocol {protocol!r}: use "published" or "clean"')
 
 
+def init_distributed(launcher: str) -> None:
+    """mmengine's launchers on GPUs; on CPU-only machines torchrun with gloo (for testing)."""
+    if torch.cuda.is_available():
+        init_dist(launcher)
+    elif launcher == 'pytorch':
+        torch.distributed.init_process_group('gloo')
+    else:
+        raise ValueError(f'--launcher {launcher} needs CUDA devices; on CPU use torchrun '
+                         'with --launcher pytorch')
+
+
 class SuiteRunner:
     """Executes jobs; several runners may share a work dir, and one runner may span many GPUs.
 
@@ -60,7 +72,7 @@ class SuiteRunner:
         self.work_dir = Path(work_dir)
         self.launcher = launcher
         if launcher != 'none' and not is_distributed():
-            init_dist(launcher)
+            init_distributed(launcher)
         self.store = RecordStore(self.work_dir)
         self.rank, self.world_size = get_dist_info()
 

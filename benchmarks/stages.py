@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 from mmengine.device import get_device
+from mmengine.dist import barrier, get_dist_info, is_main_process
 from mmengine.runner import Runner, set_random_seed
 
 from .data import SegmentationPatches, TwoViewPatches, resize_items
@@ -36,6 +37,14 @@ def _patches(data: MicrographSet, split: str, scale: dict) -> SegmentationPatche
     return SegmentationPatches(items, scale['patch_size'])
 
 
+def _per_rank_batch(total: int, dataset_size: int) -> int:
+    """The suite's batch size is the total over all ranks, as in the paper; split it per rank."""
+    world = get_dist_info()[1]
+    if total % world:
+        raise ValueError(f'batch size {total} is not divisible by the {world} processes')
+    return max(1, min(total, dataset_size) // world)
+
+
 def _loader(dataset, batch_size: int, num_workers: int, shuffle: bool, drop_last: bool) -> dict:
     return dict(dataset=dataset, batch_size=batch_size, num_workers=num_workers,
                 persistent_workers=num_workers > 0, drop_last=drop_last,
@@ -47,7 +56,13 @@ def _runner_common(run_dir: Path, seed: int, launcher: str, description: str,
                    state_hook: RunStateHook) -> dict:
     # Deterministic cuBLAS needs this set before the first CUDA matmul; harmless elsewhere.
     os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    wrapper = {}
+    if launcher != 'none' and not torch.cuda.is_available():
+        # mmengine pins DDP to a CUDA device; CPU processes (gloo) take device_ids=None
+        wrapper = dict(cfg=dict(model_wrapper_cfg=dict(
+            type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False)))
     return dict(
+        **wrapper,
         work_dir=str(run_dir),
         experiment_name=f'{run_dir.name}-{time.time_ns()}',
         randomness=dict(seed=seed, deterministic=True),
@@ -75,7 +90,7 @@ def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, sca
     images = resize_items(images, factor=scale.get('rescale'))
     dataset = TwoViewPatches(images, scale['patch_size'], scale.get('overlap', 0.0),
                              method.view_transform(scale.get('crop_size', scale['patch_size'])))
-    batch = min(scale['batch_size'], len(dataset))
+    batch = _per_rank_batch(scale['batch_size'], len(dataset))
     state_hook = RunStateHook(str(run_dir))
     runner = Runner(
         model=model,
@@ -104,7 +119,7 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
                                                              (256, 128, 64, 32, 16)))
     train = _patches(data, 'train', scale)
     workers = scale.get('num_workers', 0)
-    batch = min(scale['batch_size'], len(train))
+    batch = _per_rank_batch(scale['batch_size'], len(train))
     state_hook = RunStateHook(str(run_dir), select_metric='mIoU' if selection_split else None)
     validation = {}
     if selection_split:
@@ -123,10 +138,11 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
         **validation,
         **_runner_common(run_dir, seed, launcher, f'fine-tune {run_dir.name[:8]}', state_hook))
     runner.train()
-    if not selection_split:
+    if not selection_split and is_main_process():
         model_state = {k: v.detach().cpu() for k, v in _unwrap(runner.model).state_dict().items()}
         save_torch_atomic(state_hook.best_path, dict(state_dict=model_state,
                                                      epoch=scale['epochs'], score=None))
+    barrier()  # every rank evaluates the weights rank 0 wrote
     return state_hook.best_path, state_hook.history
 
 

@@ -25,6 +25,7 @@ class GatedMultiStageEncoder(nn.Module):
     def __init__(self, arch: str):
         super().__init__()
         self.backbone = build_resnet(arch)
+        self.backbone.fc = nn.Identity()  # unused; DDP refuses parameters without gradients
         self.gates = nn.ParameterList(nn.Parameter(torch.ones(1, c)) for c in stage_channels(arch))
 
     @property
