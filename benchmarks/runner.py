@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -170,7 +170,10 @@ class SuiteRunner:
             excluded.update(build_micrograph_set(cfg).test_image_names())
         pool = []
         for source in job.spec['sources']:
-            pool += build_micrograph_set(source).unlabeled_pool(exclude=sorted(excluded))
+            source = dict(source)
+            overlap = source.pop('overlap', None)  # a suite may override a source's overlap
+            items = build_micrograph_set(source).unlabeled_pool(exclude=sorted(excluded))
+            pool += [replace(it, overlap=overlap) for it in items] if overlap is not None else items
         encoder, history = stages.pretrain(method, pool, job.spec['arch'], job.spec['scale'],
                                            job.seed, self.run_dir(job), self.launcher)
         record = dict(self._base_record(job), status='finished',

@@ -1,0 +1,34 @@
+# CPU suite: the paper's methods and protocol on the real MetalDAM and EBC micrographs,
+# at a scale a 2-core machine finishes in under an hour. Data: MATSSL_DATA, else ../shared/data.
+description = 'real MetalDAM + EBC at CPU scale: ResNet-18, 64 px patches of 1/4-size images, 2 seeds'
+protocol = 'clean'
+seeds = [0, 1]
+backbone = 'resnet18'
+# No ImageNet weights on CPU machines here: SSL methods start from random init (the table
+# says so in its 'SSL init' column; the supervised ImageNet row names the missing file).
+ssl_init = 'random'
+_env_root = '{{$MATSSL_DATA:-}}'
+data_root = '{{ fileDirname }}/../../../shared/data' if _env_root == '-' else _env_root
+method_cfg = dict(
+    MatSSL=dict(hidden_dim=512),
+    MoCoV2=dict(queue_len=4096, hidden_dim=512),
+    DenseCL=dict(queue_len=4096, hidden_dim=512),
+)
+_metaldam = dict(type='MetalDAM', root=data_root + '/MetalDAM')
+# SSL on the real unlabeled MetalDAM micrographs (test images excluded), non-overlapping patches.
+pretrain_sets = {'MetalDAM': [dict(_metaldam, overlap=0.0)]}
+finetune_sets = dict(
+    MetalDAM=_metaldam,
+    **{f'EBC-{i}': dict(type='EBC', root=data_root + '/EBC', subset=f'EBC{i}', binary=True)
+       for i in (1, 2, 3)},
+)
+rows = ([dict(table='table4', finetune='MetalDAM', method='*', pretrain='MetalDAM')]
+        + [dict(table='table5', finetune=f'EBC-{i}', method='*', pretrain='MetalDAM')
+           for i in (1, 2, 3)])
+scale = dict(
+    pretrain=dict(epochs=5, batch_size=64, patch_size=64, crop_size=64, rescale=0.25,
+                  num_workers=0),
+    finetune=dict(epochs=12, batch_size=16, patch_size=64, rescale=0.25, lr=1e-3,
+                  weight_decay=1e-5, decoder_channels=(128, 64, 32, 16, 16),
+                  eval_batch_size=32, num_workers=0),
+)
