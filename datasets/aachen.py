@@ -10,7 +10,7 @@ machines, so this is the documented contract the tests exercise):
     per polygon with a ``points`` column holding ``[[x, y], ...]`` as JSON;
   - ``annotations.pkl``: ``{image stem: [array of shape (N, 2) in (x, y)], ...}``
     (pickle runs code when loaded: only use a file from the release);
-- optional ``train.txt`` / ``test.txt`` (stems) fixing the split; otherwise a
+- optional ``test.txt`` (stems) fixing the test split; otherwise a
   seeded split with 302 of 1,705 images in test (the paper's 1,403/302).
 
 Polygons are filled (PIL, vertices included) into binary masks: 0 background,
