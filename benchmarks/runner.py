@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -14,12 +14,12 @@ from tqdm.auto import tqdm
 
 from . import stages
 from .data_api import MicrographSet
+from .data_sources import build_micrograph_set, build_pool
 from .encoders import read_state_dict
 from .errors import MissingResourceError
 from .locks import JobLock
 from .plan import Job, build_method
 from .records import RecordStore, environment_versions, save_torch_atomic
-from .registry import MICROGRAPH_SETS
 
 
 @dataclass
@@ -28,10 +28,6 @@ class Outcome:
     status: str          # finished | cached | unavailable | running-elsewhere | blocked
     reason: str = ''
     record: Optional[dict] = None
-
-
-def build_micrograph_set(cfg: dict) -> MicrographSet:
-    return MICROGRAPH_SETS.build(dict(cfg))
 
 
 def selection_and_metric(data: MicrographSet, protocol: str) -> tuple[str, dict]:
@@ -165,20 +161,12 @@ class SuiteRunner:
     def _pretrain(self, job: Job) -> dict:
         start = time.time()
         method = build_method(self.suite, job.method)
-        excluded = set()
-        for cfg in job.spec['exclude_test_images_of']:
-            excluded.update(build_micrograph_set(cfg).test_image_names())
-        pool = []
-        for source in job.spec['sources']:
-            source = dict(source)
-            overlap = source.pop('overlap', None)  # a suite may override a source's overlap
-            items = build_micrograph_set(source).unlabeled_pool(exclude=sorted(excluded))
-            pool += [replace(it, overlap=overlap) for it in items] if overlap is not None else items
+        pool, excluded = build_pool(job.spec['sources'], job.spec['exclude_test_images_of'])
         encoder, history = stages.pretrain(method, pool, job.spec['arch'], job.spec['scale'],
                                            job.seed, self.run_dir(job), self.launcher)
         record = dict(self._base_record(job), status='finished',
                       encoder=str(self.encoder_path(job.key).relative_to(self.work_dir)),
-                      pool_size=len(pool), excluded_test_images=len(excluded), history=history,
+                      pool_size=len(pool), excluded_test_images=excluded, history=history,
                       versions=environment_versions(), wall_time_s=time.time() - start,
                       world_size=self.world_size)
         if self.rank == 0:
@@ -200,7 +188,7 @@ class SuiteRunner:
     def _finetune(self, job: Job) -> dict:
         start = time.time()
         encoder, source = self._encoder_for(job)
-        data = build_micrograph_set(job.spec['data'])
+        data = build_micrograph_set(job.spec['data'], job.spec['protocol'])
         selection, metric_cfg = selection_and_metric(data, job.spec['protocol'])
         arch, scale = job.spec['arch'], job.spec['scale']
         weights, history = stages.finetune(encoder, source, data, selection, arch, scale,

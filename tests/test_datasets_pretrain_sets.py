@@ -6,14 +6,14 @@ import numpy as np
 
 from matssl_bench.file_sets import DUPLICATE_THRESHOLD
 from matssl_bench.image_io import DataWarning, fingerprint
-from matssl_bench.pretrain_sets import build_pool, paper_finetune_sets, paper_pretraining_sets
-from matssl_bench.registry import MICROGRAPH_SETS
+from matssl_bench.data_sources import build_micrograph_set, build_pool
+from matssl_bench.plan import load_suite
 
 from _data_fakes import fake_metaldam, save, texture
 from test_datasets_uhcs import fake_uhcs
 
 
-def test_three_pools_leave_out_every_test_image(tmp_path):
+def test_three_pools_leave_out_every_test_image(tmp_path, monkeypatch):
     fake_metaldam(tmp_path / 'MetalDAM', labeled=10, unlabeled=2)
     # MetalDAM ships labeled images again among unlabeled ones under other names
     save(tmp_path / 'MetalDAM' / 'unlabeled' / 'copy.jpg', texture(4, 40, 60), quality=80)
@@ -24,20 +24,21 @@ def test_three_pools_leave_out_every_test_image(tmp_path):
     with open(aachen / 'annotations.csv', 'w', newline='') as f:
         csv.writer(f).writerows([['image', 'polygon', 'x', 'y'], ['a0', 0, 1, 1], ['a0', 0, 9, 1],
                                  ['a0', 0, 9, 9]])
-    root = str(tmp_path)
-    finetune = [cfg for name, cfg in paper_finetune_sets(root).items()
-                if not name.startswith('EBC')]
+    monkeypatch.setenv('MATSSL_DATA', str(tmp_path))
+    suite = load_suite('paper')  # the paper suite's own data configs
+    finetune = [cfg for name, cfg in suite.finetune_sets.items() if not name.startswith('EBC')]
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', DataWarning)
         test_items = [i for cfg in finetune
-                      for i in MICROGRAPH_SETS.build(dict(cfg)).labeled_split('test')]
+                      for i in build_micrograph_set(cfg).labeled_split('test')]
         assert 'MetalDAM/micrograph4' in {i.name for i in test_items}  # the copied one is a test image
         test_fp = np.stack([fingerprint(i.image) for i in test_items])
-        sets = paper_pretraining_sets(root)
+        sets = suite.pretrain_sets
         assert list(sets) == ['UHCS+MetalDAM', 'Aachen+UHCS', 'Aachen+UHCS+MetalDAM']
         names = {}
         for name, sources in sets.items():
-            pool = build_pool(sources, finetune)
+            pool, excluded = build_pool(sources, finetune)
+            assert excluded == len(test_items)
             names[name] = {p.name for p in pool}
             assert not {p.name for p in pool} & {i.name for i in test_items}
             pool_fp = np.stack([fingerprint(p.image) for p in pool])

@@ -9,7 +9,10 @@ ssl_init = 'imagenet'
 data_root = '{{$MATSSL_DATA:data}}'
 method_cfg = dict()
 
-_metaldam = dict(type='MetalDAM', root=data_root + '/MetalDAM')
+# published: train on all 33 MetalDAM training images (the authors select on test);
+# clean (--protocol clean): a seeded 15 % of them become the validation part.
+_metaldam = dict(type='MetalDAM', root=data_root + '/MetalDAM',
+                 protocol_options=dict(published=dict(val_fraction=0.0)))
 _aachen = dict(type='AachenHeerlen', root=data_root + '/Aachen-Heerlen')
 _uhcs = dict(type='UHCS', root=data_root + '/UHCS')
 pretrain_sets = {
