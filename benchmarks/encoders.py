@@ -40,18 +40,13 @@ def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, to
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def check_encoder_state(encoder: nn.Module, state: Mapping[str, torch.Tensor],
-                        source: str = 'encoder state') -> None:
-    """Raise EncoderMismatchError unless ``state`` fills every encoder tensor exactly.
-
-    A classifier (``fc.*``) on either side is not part of the encoder and is ignored.
-    """
-    expected = encoder_only(encoder.state_dict())
-    state = encoder_only(state)
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = sorted(k for k in set(expected) & set(state)
-                         if tuple(expected[k].shape) != tuple(state[k].shape))
+def state_mismatches(expected: Mapping[str, torch.Tensor],
+                     given: Mapping[str, torch.Tensor]) -> list[str]:
+    """Human-readable differences in keys and shapes between two state dicts (empty if none)."""
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    wrong_shape = sorted(k for k in set(expected) & set(given)
+                         if tuple(expected[k].shape) != tuple(given[k].shape))
     problems = []
     if missing:
         problems.append(f'{len(missing)} missing keys (e.g. {", ".join(missing[:3])})')
@@ -60,7 +55,17 @@ def check_encoder_state(encoder: nn.Module, state: Mapping[str, torch.Tensor],
     if wrong_shape:
         k = wrong_shape[0]
         problems.append(f'{len(wrong_shape)} shape mismatches (e.g. {k}: '
-                        f'{tuple(state[k].shape)} vs {tuple(expected[k].shape)})')
+                        f'{tuple(given[k].shape)} vs {tuple(expected[k].shape)})')
+    return problems
+
+
+def check_encoder_state(encoder: nn.Module, state: Mapping[str, torch.Tensor],
+                        source: str = 'encoder state') -> None:
+    """Raise EncoderMismatchError unless ``state`` fills every encoder tensor exactly.
+
+    A classifier (``fc.*``) on either side is not part of the encoder and is ignored.
+    """
+    problems = state_mismatches(encoder_only(encoder.state_dict()), encoder_only(state))
     if problems:
         raise EncoderMismatchError(f'{source} does not fit the {type(encoder).__name__}: '
                                    + '; '.join(problems))

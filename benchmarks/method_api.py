@@ -16,14 +16,21 @@ from mmengine.model import BaseModel
 
 from .encoders import encoder_state_of
 from .ssl_transforms import simclr_view_transform
-from .weights import load_imagenet_encoder
+from .weights import load_imagenet_encoder, load_micronet_encoder
 
 EncoderState = dict[str, torch.Tensor]
-INITS = ('imagenet', 'random')
+INITS = ('imagenet', 'micronet', 'random')
 
 
 class PretrainingMethod:
-    """Base of every method plugin. ``init`` names the encoder a method starts from."""
+    """Base of every method plugin. ``init`` names the encoder a method starts from.
+
+    ``imagenet``: torchvision's supervised weights; ``micronet``: NASA's MicroNet
+    weights (hparam ``micronet_variant``: ``micronet`` or ``image-micronet``);
+    ``random``: none. Weight files are read from ``weights_path``, else looked
+    up by their published names in the hparam ``weights_dir``,
+    ``$MATSSL_WEIGHTS`` and the torch cache (see ``weights.py``).
+    """
 
     needs_pretraining = False
     #: Label shown in tables (defaults to the registered name).
@@ -46,9 +53,13 @@ class PretrainingMethod:
                     **self.hparams)
 
     def initial_encoder_state(self, arch: str) -> Optional[EncoderState]:
-        """The encoder the method starts from: ImageNet weights, or None for random init."""
+        """The encoder the method starts from: published weights, or None for random init."""
+        folder = self.hparams.get('weights_dir')
         if self.init == 'imagenet':
-            return load_imagenet_encoder(arch, self.weights_path)
+            return load_imagenet_encoder(arch, self.weights_path, folder)
+        if self.init == 'micronet':
+            return load_micronet_encoder(arch, self.hparams.get('micronet_variant', 'micronet'),
+                                         self.weights_path, folder)
         return None
 
     def encoder_state(self, arch: str) -> Optional[EncoderState]:

@@ -1,6 +1,13 @@
-"""DenseCL through mmselfsup's ``DenseCL`` (global + dense contrast, lambda 0.5)."""
-from matssl_bench.mmselfsup_bridge import build_mmselfsup_model, mmselfsup_resnet, neck_in_channels
+"""DenseCL through mmselfsup's ``DenseCL`` (global + dense contrast) with ``DenseCLNeck``.
+
+Reference settings: queue 65536 (one global, one dense), feature size 128,
+neck 2048-2048-128, temperature 0.2, loss = (1 - lambda) global + lambda dense
+with lambda 0.5, key-encoder momentum 0.999 in MoCo's convention (mmselfsup
+hands mmengine's EMA 0.001). Same start encoder, optimiser and views as
+MatSSL; overridable from a suite's ``method_cfg``.
+"""
 from matssl_bench.method_api import SSLMethod
+from matssl_bench.mmselfsup_bridge import build_mmselfsup_model, mmselfsup_resnet, neck_in_channels
 from matssl_bench.registry import METHODS
 
 
@@ -8,10 +15,8 @@ from matssl_bench.registry import METHODS
 class DenseCL(SSLMethod):
     """DenseCL (mmselfsup DenseCL): global and dense contrastive losses, momentum encoder."""
 
-    defaults = dict(
-        optimizer=dict(type='SGD', lr=0.03, momentum=0.9, weight_decay=1e-4),
-        min_lr=0.0, queue_len=65536, feat_dim=128, momentum=0.999, temperature=0.2,
-        hidden_dim=2048, loss_lambda=0.5, augmentation=dict())
+    defaults = dict(SSLMethod.defaults, queue_len=65536, feat_dim=128, momentum=0.999,
+                    temperature=0.2, hidden_dim=2048, loss_lambda=0.5)
 
     def build_model(self, arch, initial_state):
         h = self.hparams

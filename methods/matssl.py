@@ -1,9 +1,14 @@
 """MatSSL: gated multi-stage feature fusion on a ResNet, trained with in-batch NT-Xent.
 
-Each of the four stage outputs (stage 1 includes the stem) is globally
-average-pooled and multiplied by ``sigmoid(gate_i)``, a learnable per-channel
-vector initialised to ones; the gated vectors are concatenated (3840 features
-for ResNet-50) and projected by Linear-BN-ReLU-Linear-BN to 128 dimensions.
+As in the paper and the authors' code: each of the four stage outputs (stage 1
+includes the stem) is globally average-pooled and multiplied by
+``sigmoid(gate_i)``, a learnable per-channel vector of shape (1, C_i)
+initialised to ones; the gated vectors are concatenated (3840 features for
+ResNet-50) and projected by Linear(no bias)-BN-ReLU-Linear(no bias)-BN
+(3840-2048-128). Both views pass through the same network; the loss is
+NT-Xent at temperature 0.07. Training: SGD lr 0.1, momentum 0.9, weight decay
+1e-6, cosine schedule to 1e-4, SimCLR views (``ssl_transforms``), starting
+from ImageNet weights (``init='imagenet'``) of any ResNet depth.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import torch
 from mmengine.model import BaseModel
 from torch import nn
 
+from matssl_bench.checkpoints import load_authors_matssl
 from matssl_bench.encoders import build_resnet, load_encoder_state, stage_channels
 from matssl_bench.losses import nt_xent
 from matssl_bench.method_api import SSLMethod
@@ -67,6 +73,10 @@ class MatSSLModel(BaseModel):
     def backbone(self) -> nn.Module:
         return self.encoder.backbone
 
+    def load_authors_checkpoint(self, checkpoint) -> None:
+        """Load the MatSSL authors' checkpoint (backbone, gates and head), strictly."""
+        load_authors_matssl(self, checkpoint)
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(x))
 
@@ -83,9 +93,8 @@ class MatSSLModel(BaseModel):
 class MatSSL(SSLMethod):
     """The paper's method: ImageNet-initialised ResNet adapted by gated multi-stage NT-Xent."""
 
-    defaults = dict(
-        optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-6),
-        min_lr=1e-4, hidden_dim=2048, out_dim=128, temperature=0.07, augmentation=dict())
+    # SGD 0.1 / 0.9 / 1e-6, cosine to 1e-4 and SimCLR views come from SSLMethod.defaults.
+    defaults = dict(SSLMethod.defaults, hidden_dim=2048, out_dim=128, temperature=0.07)
 
     def build_model(self, arch, initial_state):
         model = MatSSLModel(arch, hidden_dim=self.hparams['hidden_dim'],

@@ -1,6 +1,14 @@
-"""MoCo v2 through mmselfsup's ``MoCo`` (queue 65536, momentum 0.999, temperature 0.2)."""
-from matssl_bench.mmselfsup_bridge import build_mmselfsup_model, mmselfsup_resnet, neck_in_channels
+"""MoCo v2 through mmselfsup's ``MoCo`` with ``MoCoV2Neck`` and ``ContrastiveHead``.
+
+Reference settings: queue 65536, feature size 128, neck 2048-2048-128,
+temperature 0.2, key-encoder momentum 0.999 in MoCo's convention (the key
+encoder keeps 0.999 of itself; mmselfsup 1.0.0 hands mmengine's EMA
+``1 - momentum`` = 0.001). It starts from the same encoder as MatSSL
+(ImageNet by default) and uses the paper's SSL optimiser and views; any
+setting is overridable from a suite's ``method_cfg``.
+"""
 from matssl_bench.method_api import SSLMethod
+from matssl_bench.mmselfsup_bridge import build_mmselfsup_model, mmselfsup_resnet, neck_in_channels
 from matssl_bench.registry import METHODS
 
 
@@ -8,10 +16,8 @@ from matssl_bench.registry import METHODS
 class MoCoV2(SSLMethod):
     """MoCo v2 (mmselfsup MoCo + MoCoV2Neck), momentum encoder and a negative queue."""
 
-    defaults = dict(
-        optimizer=dict(type='SGD', lr=0.03, momentum=0.9, weight_decay=1e-4),
-        min_lr=0.0, queue_len=65536, feat_dim=128, momentum=0.999, temperature=0.2,
-        hidden_dim=2048, augmentation=dict())
+    defaults = dict(SSLMethod.defaults, queue_len=65536, feat_dim=128, momentum=0.999,
+                    temperature=0.2, hidden_dim=2048)
 
     def build_model(self, arch, initial_state):
         h = self.hparams
