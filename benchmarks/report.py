@@ -35,8 +35,10 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, lis
         if meta.get('notes'):
             title += f". {meta['notes']}"
         written[name] = write_table(table, out_dir, name, title)
-    written['per_class'] = write_table(per_class_table(records), out_dir, 'per_class_iou',
-                                       'Per-class IoU (%), mean over seeds')
+        rows = [r for r in records if r.get('row', {}).get('table', 'table4') == name]
+        written[f'{name}_per_class'] = write_table(
+            per_class_table(rows), out_dir, f'{name}_per_class_iou',
+            f'{name} companion: per-class IoU (%), mean over seeds')
     written['figures'] = (validation_curves(records, out_dir)
                           + prediction_overlays(records, work_dir, out_dir))
     return written

@@ -63,7 +63,7 @@ def test_make_tables_rebuilds_everything_from_records(tmp_path):
     assert math.isnan(table5['UNet++ / MicroNet (quoted)'].iloc[1])
     assert 'ours' in ' '.join(table5.columns)
     assert '\\begin{tabular}' in (tables / 'table5.tex').read_text()
-    per_class = pd.read_csv(tables / 'per_class_iou.csv')
+    per_class = pd.read_csv(tables / 'table5_per_class_iou.csv')
     assert list(per_class.columns[-2:]) == ['background', 'foreground']
     for name in ('curves_EBC-1.png', 'overlays_EBC-2.png'):
         assert (tables / name).read_bytes()[:4] == b'\x89PNG'
