@@ -157,8 +157,8 @@ def convert_state(state: Mapping[str, torch.Tensor], arch: Optional[str] = None,
     else:  # plain ResNet: everything but the classifier must be encoder
         encoder = encoder_only(state)
         rest = [k for k in state if k not in encoder]
-    strange = [k for k in rest if not (spec.any_other or k.startswith(spec.others)
-                                       or k.startswith(spec.momentum))]
+    known = spec.others + spec.momentum + ((spec.query,) if spec.query else ())
+    strange = [k for k in rest if not (spec.any_other or k.startswith(known))]
     if strange:
         raise EncoderMismatchError(f'{source}: {len(strange)} keys outside the encoder that a '
                                    f'{layout} checkpoint does not have (e.g. {", ".join(strange[:3])})')
