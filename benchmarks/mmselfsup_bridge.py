@@ -22,6 +22,10 @@ def build_mmselfsup_model(cfg: dict, initial_state: Optional[dict[str, torch.Ten
     mmselfsup copies the query encoder into the momentum (key) encoder when the
     model is built, before any weights are loaded; like the original MoCo, the
     key encoder must start equal to the query encoder, so it is synced here.
+    ``init_weights`` runs first and marks the model initialised, so the
+    Runner's own call is a no-op and cannot overwrite the loaded encoder.
+    The key encoder is mmengine's ``ExponentialMovingAverage``, to which
+    mmselfsup 1.0.0 passes ``1 - momentum`` (0.001 for MoCo's 0.999).
     """
     from mmselfsup.registry import MODELS as SELFSUP_MODELS
 
