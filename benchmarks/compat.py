@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 import types
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -94,5 +95,7 @@ def apply() -> None:
         return
     if not _has_compiled_mmcv_ops():
         _install_mmcv_ops_stub()
+        # mmcv-lite warns on import about a transformer op none of the suite's models use
+        warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
     _allow_mmengine_checkpoints()
     _applied = True
