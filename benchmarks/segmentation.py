@@ -23,6 +23,7 @@ class UNetPlusPlusSegmenter(BaseModel):
                  encoder_state: Optional[Mapping[str, torch.Tensor]] = None,
                  encoder_source: str = 'encoder state',
                  decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
+                 channels_last: bool = False,
                  data_preprocessor: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor)
         self.net = smp.UnetPlusPlus(encoder_name=encoder, encoder_weights=None, in_channels=3,
@@ -30,10 +31,13 @@ class UNetPlusPlusSegmenter(BaseModel):
         if encoder_state is not None:
             load_encoder_state(self.net.encoder, encoder_state, encoder_source)
         self.loss_fn = smp.losses.DiceLoss(mode='multiclass', from_logits=True)
+        # NHWC convolutions are faster with oneDNN on CPU and with tensor cores on GPU
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.net.to(memory_format=self.memory_format)
 
     def forward(self, inputs: torch.Tensor, data_samples: Optional[dict] = None,
                 mode: str = 'tensor'):
-        logits = self.net(inputs)
+        logits = self.net(inputs.contiguous(memory_format=self.memory_format))
         if mode == 'tensor':
             return logits
         if mode == 'loss':

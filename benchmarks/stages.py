@@ -31,6 +31,11 @@ def _unwrap(model):
     return model.module if hasattr(model, 'module') else model
 
 
+def _segmenter_options(scale: dict) -> dict:
+    return dict(decoder_channels=scale.get('decoder_channels', (256, 128, 64, 32, 16)),
+                channels_last=scale.get('channels_last', False))
+
+
 def _patches(data: MicrographSet, split: str, scale: dict) -> SegmentationPatches:
     """Non-overlapping patches of a split, after the optional resize of the scale."""
     items = resize_items(data.labeled_split(split), scale.get('resize'), scale.get('rescale'))
@@ -115,8 +120,7 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
     set_random_seed(seed, deterministic=True)  # the decoder's random init is part of the run
     model = UNetPlusPlusSegmenter(arch, data.num_classes, encoder_state=encoder_state,
                                   encoder_source=encoder_source,
-                                  decoder_channels=scale.get('decoder_channels',
-                                                             (256, 128, 64, 32, 16)))
+                                  **_segmenter_options(scale))
     train = _patches(data, 'train', scale)
     workers = scale.get('num_workers', 0)
     batch = _per_rank_batch(scale['batch_size'], len(train))
@@ -158,8 +162,7 @@ def evaluate(weights: Path, data: MicrographSet, split: str, arch: str, scale: d
 
     checkpoint = torch.load(weights, map_location='cpu', weights_only=True)
     model = UNetPlusPlusSegmenter(arch, data.num_classes,
-                                  decoder_channels=scale.get('decoder_channels',
-                                                             (256, 128, 64, 32, 16)))
+                                  **_segmenter_options(scale))
     model.load_state_dict(checkpoint['state_dict'])
     model.to(get_device()).eval()
     dataset = _patches(data, split, scale)

@@ -71,5 +71,5 @@ scale = dict(
     pretrain=dict(epochs=50, batch_size=128, patch_size=256, crop_size=224, overlap=0.0,
                   num_workers=8),
     finetune=dict(epochs=200, batch_size=128, patch_size=256, lr=1e-4, weight_decay=1e-5,
-                  eval_batch_size=32, num_workers=8),
+                  eval_batch_size=32, channels_last=True, num_workers=8),
 )

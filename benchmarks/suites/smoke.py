@@ -21,5 +21,5 @@ scale = dict(
     pretrain=dict(epochs=2, batch_size=32, patch_size=64, crop_size=64, overlap=0.5,
                   num_workers=0),
     finetune=dict(epochs=4, batch_size=8, patch_size=64, lr=1e-3, weight_decay=1e-5,
-                  decoder_channels=(64, 32, 16, 16, 8), num_workers=0),
+                  decoder_channels=(64, 32, 16, 16, 8), channels_last=True, num_workers=0),
 )
