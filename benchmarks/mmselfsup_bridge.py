@@ -42,3 +42,19 @@ def build_mmselfsup_model(cfg: dict, initial_state: Optional[dict[str, torch.Ten
 
 def neck_in_channels(arch: str) -> int:
     return stage_channels(arch)[-1]
+
+
+def momentum_contrast_cfg(algorithm: str, arch: str, neck: dict, hparams: dict, **extra) -> dict:
+    """Config of an mmselfsup momentum-contrast algorithm (``MoCo``, ``DenseCL``) on ``arch``.
+
+    The views arrive normalised, so the data preprocessor only moves them to the device.
+    """
+    return dict(
+        type=f'mmselfsup.{algorithm}', queue_len=hparams['queue_len'],
+        feat_dim=hparams['feat_dim'], momentum=hparams['momentum'],
+        backbone=mmselfsup_resnet(arch),
+        neck=dict(in_channels=neck_in_channels(arch), hid_channels=hparams['hidden_dim'],
+                  out_channels=hparams['feat_dim'], **neck),
+        head=dict(type='mmselfsup.ContrastiveHead', temperature=hparams['temperature'],
+                  loss=dict(type='mmcls.CrossEntropyLoss')),
+        data_preprocessor=dict(type='mmengine.BaseDataPreprocessor'), **extra)

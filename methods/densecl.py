@@ -7,7 +7,7 @@ hands mmengine's EMA 0.001). Same start encoder, optimiser and views as
 MatSSL; overridable from a suite's ``method_cfg``.
 """
 from matssl_bench.method_api import SSLMethod
-from matssl_bench.mmselfsup_bridge import build_mmselfsup_model, mmselfsup_resnet, neck_in_channels
+from matssl_bench.mmselfsup_bridge import build_mmselfsup_model, momentum_contrast_cfg
 from matssl_bench.registry import METHODS
 
 
@@ -19,14 +19,6 @@ class DenseCL(SSLMethod):
                     temperature=0.2, hidden_dim=2048, loss_lambda=0.5)
 
     def build_model(self, arch, initial_state):
-        h = self.hparams
-        cfg = dict(
-            type='mmselfsup.DenseCL', queue_len=h['queue_len'], feat_dim=h['feat_dim'],
-            momentum=h['momentum'], loss_lambda=h['loss_lambda'],
-            backbone=mmselfsup_resnet(arch),
-            neck=dict(type='mmselfsup.DenseCLNeck', in_channels=neck_in_channels(arch),
-                      hid_channels=h['hidden_dim'], out_channels=h['feat_dim'], num_grid=None),
-            head=dict(type='mmselfsup.ContrastiveHead', temperature=h['temperature'],
-                      loss=dict(type='mmcls.CrossEntropyLoss')),
-            data_preprocessor=dict(type='mmengine.BaseDataPreprocessor'))
+        cfg = momentum_contrast_cfg('DenseCL', arch, dict(type='mmselfsup.DenseCLNeck', num_grid=None),
+                                    self.hparams, loss_lambda=self.hparams['loss_lambda'])
         return build_mmselfsup_model(cfg, initial_state, 'DenseCL initial encoder')

@@ -8,7 +8,7 @@ encoder keeps 0.999 of itself; mmselfsup 1.0.0 hands mmengine's EMA
 setting is overridable from a suite's ``method_cfg``.
 """
 from matssl_bench.method_api import SSLMethod
-from matssl_bench.mmselfsup_bridge import build_mmselfsup_model, mmselfsup_resnet, neck_in_channels
+from matssl_bench.mmselfsup_bridge import build_mmselfsup_model, momentum_contrast_cfg
 from matssl_bench.registry import METHODS
 
 
@@ -20,13 +20,6 @@ class MoCoV2(SSLMethod):
                     temperature=0.2, hidden_dim=2048)
 
     def build_model(self, arch, initial_state):
-        h = self.hparams
-        cfg = dict(
-            type='mmselfsup.MoCo', queue_len=h['queue_len'], feat_dim=h['feat_dim'],
-            momentum=h['momentum'], backbone=mmselfsup_resnet(arch),
-            neck=dict(type='mmselfsup.MoCoV2Neck', in_channels=neck_in_channels(arch),
-                      hid_channels=h['hidden_dim'], out_channels=h['feat_dim'], with_avg_pool=True),
-            head=dict(type='mmselfsup.ContrastiveHead', temperature=h['temperature'],
-                      loss=dict(type='mmcls.CrossEntropyLoss')),
-            data_preprocessor=dict(type='mmengine.BaseDataPreprocessor'))
+        cfg = momentum_contrast_cfg('MoCo', arch, dict(type='mmselfsup.MoCoV2Neck', with_avg_pool=True),
+                                    self.hparams)
         return build_mmselfsup_model(cfg, initial_state, 'MoCoV2 initial encoder')

@@ -56,6 +56,17 @@ def run_cli(*args: str, timeout: int = 900, cwd: Path | None = None,
                           env=env)
 
 
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    """Tiny in-process models: on 2 (possibly shared) cores extra OpenMP threads only wait."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tiny_suite(tmp_path) -> Path:
     return write_tiny_suite(tmp_path)

@@ -14,13 +14,6 @@ from matssl_bench.methods.matssl import MatSSLModel
 from matssl_bench.registry import METHODS
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _randomise(module, seed=1):
     g = torch.Generator().manual_seed(seed)

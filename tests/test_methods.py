@@ -18,14 +18,6 @@ TINY = dict(MatSSL=dict(hidden_dim=32, out_dim=16),
             DenseCL=dict(queue_len=16, hidden_dim=32, feat_dim=16))
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tiny models on 2 shared cores: extra OpenMP threads only wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _method(name, **kw):
     return METHODS.get(name)(init='random', **{**TINY[name], **kw})
