@@ -20,7 +20,8 @@ Steady state: a run's steps/s counts epochs after the first only, each timed fro
 of the epoch (loader iterator creation included) to the end of its last step; the work
 between epochs (validation, checkpoints) is reported separately. CUDA is synchronised at those
 two points only. The bare fine-tuning loop uses the suite's sampler order, so it trains the very
-same values (``finetune.max_loss_difference`` checks it). Data: the embedded synthetic
+same values up to the rounding of channels-last convolutions
+(``finetune.max_loss_difference`` checks it). Data: the embedded synthetic
 micrographs; scale: the smoke suite's. On a CPU shared with other jobs, ``--threads 1`` avoids
 the large stalls of OpenMP threads waiting for each other.
 """

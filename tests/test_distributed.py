@@ -11,7 +11,7 @@ from conftest import REPO, write_tiny_suite
 
 def test_torchrun_two_processes(tmp_path):
     torchrun = Path(sys.executable).with_name('torchrun')
-    suite = write_tiny_suite(tmp_path, methods='M*', epochs=1)  # MatSSL and MoCoV2 (batch shuffle)
+    suite = write_tiny_suite(tmp_path, methods='M[ao]*', epochs=1)  # MatSSL and MoCoV2 (batch shuffle)
     work = tmp_path / 'work'
     out = subprocess.run([str(torchrun) if torchrun.exists() else shutil.which('torchrun'),
                           '--nproc_per_node', '2', str(REPO / 'tools' / 'run_benchmark.py'),
