@@ -17,7 +17,7 @@ def _alive(pid: int) -> bool:
 
 
 class JobLock:
-    """``acquire()`` is False when another live process holds the job (also a context manager).
+    """``acquire()`` is False when another live process holds the job.
 
     A lock left by a process that died on this host is taken over; locks from
     other hosts are respected (their owner cannot be checked from here).
@@ -37,19 +37,20 @@ class JobLock:
             f.write(f'{socket.gethostname()} {os.getpid()}\n')
         return True
 
-    def _stale(self) -> bool:
+    def _owner(self):
+        """(host, pid) written in the lock file, or None when it is gone or unreadable."""
         try:
             host, pid = self.path.read_text().split()
+            return host, int(pid)
         except (FileNotFoundError, ValueError):
-            return True
-        return host == socket.gethostname() and not _alive(int(pid))
+            return None
+
+    def _stale(self) -> bool:
+        owner = self._owner()
+        return owner is None or (owner[0] == socket.gethostname() and not _alive(owner[1]))
 
     def _owned(self) -> bool:
-        try:
-            host, pid = self.path.read_text().split()
-        except (FileNotFoundError, ValueError):
-            return False
-        return host == socket.gethostname() and int(pid) == os.getpid()
+        return self._owner() == (socket.gethostname(), os.getpid())
 
     def acquire(self) -> bool:
         """Take the lock; a lock whose owner died on this host is taken over."""
@@ -67,9 +68,3 @@ class JobLock:
 
     def held_by_other(self) -> bool:
         return self.path.exists() and not self._stale() and not self._owned()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
