@@ -18,6 +18,10 @@ from .records import save_torch_atomic
 from .registry import HOOKS
 
 
+def _scalar(value) -> float:
+    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+
+
 @HOOKS.register_module()
 class ProgressBarHook(Hook):
     """One tqdm bar over a run's training iterations, with the current loss."""
@@ -38,7 +42,7 @@ class ProgressBarHook(Hook):
             return
         self.bar.update(1)
         if outputs and 'loss' in outputs:
-            self.bar.set_postfix(loss=f'{float(outputs["loss"]):.4f}', refresh=False)
+            self.bar.set_postfix(loss=f'{_scalar(outputs["loss"]):.4f}', refresh=False)
 
     def after_train(self, runner) -> None:
         if self.bar is not None:
@@ -75,7 +79,7 @@ class RunStateHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if outputs and 'loss' in outputs:
-            self._losses.append(float(outputs['loss']))
+            self._losses.append(_scalar(outputs['loss']))
 
     def after_train_epoch(self, runner) -> None:
         loss = sum(self._losses) / len(self._losses) if self._losses else math.nan
