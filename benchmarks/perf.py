@@ -292,7 +292,7 @@ class Workloads:
              len(self.train_set) > self.ft_batch) if which == 'finetune' else
             (self.ssl_set, self.ssl, self.ssl_batch, self.pretrain_step(), True))
         loader = Runner.build_dataloader(
-            stages._loader(dataset, batch, scale.get('num_workers', 0), True, drop_last),
+            stages.dataloader_cfg(dataset, batch, scale.get('num_workers', 0), True, drop_last),
             seed=self.seed)
         delivered, batches = loader_rate(loader, max(2, scale['epochs']))
         step(batches[0])  # warm the fresh model
