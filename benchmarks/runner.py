@@ -71,6 +71,13 @@ class SuiteRunner:
             init_distributed(launcher)
         self.store = RecordStore(self.work_dir)
         self.rank, self.world_size = get_dist_info()
+        self._methods: dict = {}
+
+    def _method(self, name: str):
+        """Each method is built once per runner from the suite's settings."""
+        if name not in self._methods:
+            self._methods[name] = build_method(self.suite, name)
+        return self._methods[name]
 
     # -- paths -------------------------------------------------------------
     def encoder_path(self, key: str) -> Path:
@@ -150,7 +157,7 @@ class SuiteRunner:
         return Outcome(job, 'blocked' if blocked else 'unavailable', reason, record)
 
     def _base_record(self, job: Job) -> dict:
-        method = build_method(self.suite, job.method)
+        method = self._method(job.method)
         return dict(stage=job.stage, key=job.key, suite=self.suite.suite_name,
                     method=job.method, method_label=method.name,
                     encoder_init=method.init, pretrain_set=job.pretrain_set,
@@ -160,7 +167,7 @@ class SuiteRunner:
 
     def _pretrain(self, job: Job) -> dict:
         start = time.time()
-        method = build_method(self.suite, job.method)
+        method = self._method(job.method)
         pool, excluded = build_pool(job.spec['sources'], job.spec['exclude_test_images_of'])
         encoder, history = stages.pretrain(method, pool, job.spec['arch'], job.spec['scale'],
                                            job.seed, self.run_dir(job), self.launcher)
@@ -175,7 +182,7 @@ class SuiteRunner:
         return record
 
     def _encoder_for(self, job: Job) -> tuple[Optional[dict], str]:
-        method = build_method(self.suite, job.method)
+        method = self._method(job.method)
         if job.depends_on is None:
             state = method.encoder_state(job.spec['arch'])
             return state, f'{method.name} encoder'
