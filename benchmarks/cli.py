@@ -22,6 +22,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--rows', type=int, nargs='+', help='indices of suite rows to run')
     p.add_argument('--protocol', choices=['published', 'clean'],
                    help="model selection and mIoU convention (default: the suite's)")
+    p.add_argument('--precision', choices=['fp32', 'bf16', 'fp16', 'auto'],
+                   help="training precision of both stages (default: the suite's; "
+                   "bf16/fp16 are autocast mixed precision, auto = bf16 where native)")
     p.add_argument('--dry-run', action='store_true', help='print the job plan, run nothing')
     p.add_argument('--format', choices=['text', 'json'], default='text')
     p.add_argument('--plugin', action='append', default=[],
@@ -84,6 +87,9 @@ def main(argv=None) -> int:
         suite = load_suite(args.suite)
         if args.protocol:
             suite.protocol = args.protocol
+        if args.precision:
+            for stage in ('pretrain', 'finetune'):
+                suite.scale[stage]['precision'] = args.precision
         jobs = expand(suite, seeds=args.seeds, methods=args.methods, datasets=args.datasets,
                       rows=args.rows)
         if args.dry_run:

@@ -11,19 +11,26 @@ the suite and the bare loop of a repetition run back to back, alternating which 
 - ``ssl_step_ratio``: the same for MatSSL pretraining (``stages.pretrain``) against a
   straightforward loop: both views through ``MatSSLModel.embed``, NT-Xent, SGD, per-step cosine LR.
 - ``loader_headroom``: patches/s the suite's data loaders deliver on their own (built as
-  stages.py builds them) over patches/s the training step consumes on batches already loaded;
-  the smaller of fine-tuning and pretraining.
+  stages.py builds them) over patches/s the suite's training step (its model, optimiser
+  wrapper and ``train_step``) consumes on batches already loaded; the smaller of fine-tuning
+  and pretraining.
 - ``finetune_peak_rss_mb``: peak RSS of one ``stages.finetune`` run in a fresh process.
 - ``smoke_wall_s`` (``--with-smoke``): wall time of ``tools/run_benchmark.py --suite smoke``.
+
+What differs: the suite runs as its suites configure it (here the smoke suite's scale):
+channels-last U-Net++, fused optimiser updates, and the precision of each stage's ``scale``
+(the smoke suite pretrains under bf16 autocast where the device has native bf16). The bare
+loops are what one writes first: float32, contiguous tensors, torch's default optimiser
+implementation. ``settings`` records both.
 
 Steady state: a run's steps/s counts epochs after the first only, each timed from the start
 of the epoch (loader iterator creation included) to the end of its last step; the work
 between epochs (validation, checkpoints) is reported separately. CUDA is synchronised at those
-two points only. The bare fine-tuning loop uses the suite's sampler order, so it trains the very
-same values up to the rounding of channels-last convolutions
-(``finetune.max_loss_difference`` checks it). Data: the embedded synthetic
-micrographs; scale: the smoke suite's. On a CPU shared with other jobs, ``--threads 1`` avoids
-the large stalls of OpenMP threads waiting for each other.
+two points only. The bare fine-tuning loop uses the suite's sampler order, so it trains the
+same values up to the rounding of channels-last convolutions and the fused update
+(``finetune.max_loss_difference`` checks it). Data: the embedded synthetic micrographs;
+scale: the smoke suite's. On a CPU shared with other jobs, ``--threads 1`` avoids the large
+stalls of OpenMP threads waiting for each other.
 """
 from __future__ import annotations
 
@@ -49,6 +56,8 @@ import torch
 from mmengine.dataset import DefaultSampler
 from mmengine.device import get_device
 from mmengine.hooks import Hook
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, set_random_seed
 from torch.utils.data import DataLoader
 
@@ -57,9 +66,10 @@ from matssl_bench.data import SegmentationPatches, TwoViewPatches, resize_items
 from matssl_bench.losses import nt_xent
 from matssl_bench.plan import build_method, load_suite
 from matssl_bench.plugins import load_builtin_plugins
+from matssl_bench.precision import resolve_precision
 from matssl_bench.records import write_json_atomic
+from matssl_bench.registry import SCOPE
 from matssl_bench.runner import selection_and_metric
-from matssl_bench.segmentation import UNetPlusPlusSegmenter
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = dict(runner_overhead_ratio=0.95, ssl_step_ratio=1.0, loader_headroom=2.0)
@@ -213,7 +223,15 @@ class Workloads:
                                   val_images=self.data.counts['val']),
                     pretrain=dict(self.ssl, batch_per_step=self.ssl_batch,
                                   patches=len(self.ssl_set), pool_images=len(self.pool),
-                                  method_cfg=self.method.config()))
+                                  method_cfg=self.method.config()),
+                    suite_optim_wrappers=dict(
+                        finetune=stages.finetune_optim_wrapper(self.ft),
+                        pretrain=stages.pretrain_optim_wrapper(self.method, self.ssl_batch,
+                                                               self.ssl)),
+                    suite_precision=dict(finetune=resolve_precision(self.ft.get('precision')),
+                                         pretrain=resolve_precision(self.ssl.get('precision'))),
+                    reference_loops=dict(precision='fp32', memory_format='contiguous',
+                                         optimizer="torch's default implementation"))
 
     # -- the suite's loops -------------------------------------------------------------
     def suite_finetune(self, run_dir: Path) -> EpochTimer:
@@ -237,8 +255,8 @@ class Workloads:
     def finetune_step(self):
         """A fresh U-Net++ as stages.finetune builds it, and a plain Adam training step."""
         set_random_seed(self.seed, deterministic=True)  # same seed and algorithms as the Runner
-        model = UNetPlusPlusSegmenter(self.arch, self.data.num_classes,
-                                      decoder_channels=self.ft['decoder_channels']).to(self.device)
+        model = stages.build_segmenter(self.arch, self.data.num_classes,
+                                       dict(self.ft, channels_last=False)).to(self.device)
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=self.ft['lr'],
                                weight_decay=self.ft['weight_decay'])
@@ -285,12 +303,28 @@ class Workloads:
         return bare_loop(loader, self.pretrain_step(), self.ssl['epochs'])
 
     # -- loader headroom ----------------------------------------------------------------
+    def suite_step(self, which: str):
+        """The suite's training step as its Runner runs it: the stage's model, optimiser
+        wrapper (fused update, precision) and ``train_step``."""
+        init_default_scope(SCOPE)
+        set_random_seed(self.seed, deterministic=True)
+        if which == 'finetune':
+            model = stages.build_segmenter(self.arch, self.data.num_classes, self.ft)
+            wrapper_cfg = stages.finetune_optim_wrapper(self.ft)
+        else:
+            model = self.method.build_model(self.arch,
+                                            self.method.initial_encoder_state(self.arch))
+            wrapper_cfg = stages.pretrain_optim_wrapper(self.method, self.ssl_batch, self.ssl)
+        model.to(self.device).train()
+        wrapper = build_optim_wrapper(model, wrapper_cfg)
+        return lambda batch: model.train_step(batch, optim_wrapper=wrapper)['loss']
+
     def headroom(self, which: str) -> dict:
-        """The suite's loader alone (as stages.py configures it) against the step alone."""
-        dataset, scale, batch, step, drop_last = (
-            (self.train_set, self.ft, self.ft_batch, self.finetune_step(),
-             len(self.train_set) > self.ft_batch) if which == 'finetune' else
-            (self.ssl_set, self.ssl, self.ssl_batch, self.pretrain_step(), True))
+        """The suite's loader alone (as stages.py configures it) against its step alone."""
+        dataset, scale, batch, drop_last = (
+            (self.train_set, self.ft, self.ft_batch, len(self.train_set) > self.ft_batch)
+            if which == 'finetune' else (self.ssl_set, self.ssl, self.ssl_batch, True))
+        step = self.suite_step(which)
         loader = Runner.build_dataloader(
             stages.dataloader_cfg(dataset, batch, scale.get('num_workers', 0), True, drop_last),
             seed=self.seed)

@@ -16,6 +16,7 @@ from typing import Iterable, Optional
 from mmengine.config import Config
 
 from .method_api import PretrainingMethod
+from .precision import check_precision
 from .records import config_key
 from .registry import METHODS
 
@@ -101,6 +102,7 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
     seeds = list(seeds if seeds is not None else suite.get('seeds', [0]))
     arch = suite.backbone
     scale = suite.scale
+    check_precision(scale['pretrain'].get('precision'), f'suite {suite.suite_name}: pretraining')
     test_sets = sorted(suite.finetune_sets)
     jobs: list[Job] = []
     pretrain_jobs: dict[str, Job] = {}
@@ -113,6 +115,8 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
         finetune_cfg = suite.finetune_sets[row['finetune']]
         finetune_scale = {**scale['finetune'],
                           **suite.get('finetune_scale', {}).get(row['finetune'], {})}
+        check_precision(finetune_scale.get('precision'),
+                        f'suite {suite.suite_name}: fine-tuning on {row["finetune"]}')
         for seed in seeds:
             pretrain_key = None
             pretrain_set = None

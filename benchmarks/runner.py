@@ -19,6 +19,7 @@ from .encoders import read_state_dict
 from .errors import MissingResourceError
 from .locks import JobLock
 from .plan import Job, build_method
+from .precision import resolve_precision
 from .records import RecordStore, environment_versions, save_torch_atomic
 
 
@@ -174,6 +175,7 @@ class SuiteRunner:
         record = dict(self._base_record(job), status='finished',
                       encoder=str(self.encoder_path(job.key).relative_to(self.work_dir)),
                       pool_size=len(pool), excluded_test_images=excluded, history=history,
+                      precision=resolve_precision(job.spec['scale'].get('precision')),
                       versions=environment_versions(), wall_time_s=time.time() - start,
                       world_size=self.world_size)
         if self.rank == 0:
@@ -205,6 +207,7 @@ class SuiteRunner:
         metrics = stages.evaluate(weights, data, 'test', arch, scale, metric_cfg, previews)
         record = dict(self._base_record(job), status='finished', selection_split=selection,
                       metric=metric_cfg, test=metrics, history=history,
+                      precision=resolve_precision(scale.get('precision')),
                       predictions=str(previews.relative_to(self.work_dir)),
                       dataset_meta=data.meta(), weights=str(weights.relative_to(self.work_dir)),
                       versions=environment_versions(), wall_time_s=time.time() - start,

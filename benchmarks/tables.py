@@ -19,8 +19,8 @@ import pandas as pd
 
 from .records import atomic_write
 
-TABLE_COLUMNS = ['fine-tune set', 'method', 'pretrain set', 'SSL init', 'protocol', 'seeds',
-                 'mIoU (%)', 'std', 'published mIoU (%)', 'difference', 'note']
+TABLE_COLUMNS = ['fine-tune set', 'method', 'pretrain set', 'SSL init', 'precision', 'protocol',
+                 'seeds', 'mIoU (%)', 'std', 'published mIoU (%)', 'difference', 'note']
 NUMERIC = ('mIoU (%)', 'std', 'published mIoU (%)', 'difference')
 
 
@@ -30,14 +30,26 @@ def _fmt(value) -> str:
     return f'{value:.2f}' if isinstance(value, (float, np.floating)) else str(value)
 
 
+def _precision(rec: dict, pretrain_precision: dict) -> str:
+    """'SSL bf16, FT fp32'-style: the precisions of a result's stages (records before the
+    precision option ran in fp32)."""
+    finetune = f"FT {rec.get('precision', 'fp32')}"
+    if rec.get('depends_on') is None:
+        return finetune
+    return f"SSL {pretrain_precision.get(rec['depends_on'], 'fp32')}, {finetune}"
+
+
 def _group(records: Iterable[dict]) -> list[dict]:
     """Fine-tuning records grouped over seeds, in suite row order."""
+    records = list(records)
+    pretrain_precision = {rec['key']: rec.get('precision', 'fp32') for rec in records
+                          if rec.get('stage') == 'pretrain' and rec.get('status') == 'finished'}
     groups: dict[tuple, dict] = {}
     for rec in records:
         if rec.get('stage') != 'finetune':
             continue
         key = (rec['dataset'], rec['method_label'], rec['pretrain_set'] or '-',
-               rec['encoder_init'], rec['protocol'])
+               rec['encoder_init'], rec['protocol'], _precision(rec, pretrain_precision))
         g = groups.setdefault(key, dict(key=key, finished=[], reasons=[], row=rec.get('row', {})))
         if rec['status'] == 'finished':
             g['finished'].append(rec)
@@ -59,14 +71,15 @@ def finetune_table(records: Iterable[dict], table: Optional[str] = None) -> pd.D
     for g in _group(records):
         if table is not None and g['row'].get('table', 'table4') != table:
             continue
-        dataset, method, pretrain, init, protocol = g['key']
+        dataset, method, pretrain, init, protocol, precision = g['key']
         mean, std = _stats([r['test']['mIoU'] for r in g['finished']])
         published = g['row'].get('published')
         published = float('nan') if published is None else float(published)
         note = '; '.join(sorted(set(g['reasons']))) if not g['finished'] else ''
         rows.append({
             'fine-tune set': dataset, 'method': method, 'pretrain set': pretrain,
-            'SSL init': init if pretrain != '-' else '-', 'protocol': protocol,
+            'SSL init': init if pretrain != '-' else '-', 'precision': precision,
+            'protocol': protocol,
             'seeds': ','.join(str(r['seed']) for r in sorted(g['finished'], key=lambda r: r['seed']))
                      or '-',
             'mIoU (%)': mean, 'std': std, 'published mIoU (%)': published,
@@ -87,7 +100,8 @@ def quoted_table(ours: pd.DataFrame, quoted: list[dict], table: str) -> pd.DataF
                      **by_split.get(row['fine-tune set'], {}),
                      f"UNet++ / {row['method']} ({row['pretrain set']}), ours": row['mIoU (%)'],
                      'std': row['std'], 'published (%)': row['published mIoU (%)'],
-                     'difference': row['difference'], 'protocol': row['protocol'],
+                     'difference': row['difference'], 'precision': row['precision'],
+                     'protocol': row['protocol'],
                      'seeds': row['seeds'], 'note': row['note']})
     return pd.DataFrame(rows)
 
@@ -98,7 +112,7 @@ def per_class_table(records: Iterable[dict]) -> pd.DataFrame:
     for g in _group(records):
         if not g['finished']:
             continue
-        dataset, method, pretrain, init, protocol = g['key']
+        dataset, method, pretrain, init, protocol, _ = g['key']
         classes = g['finished'][0].get('dataset_meta', {}).get('classes') or sorted(
             k[4:] for k in g['finished'][0]['test'] if k.startswith('IoU.'))
         per_class = {name: [rec['test'][f'IoU.{name}'] for rec in g['finished']]

@@ -25,10 +25,12 @@ finetune_sets = dict(
 rows = ([dict(table='table4', finetune='MetalDAM', method='*', pretrain='MetalDAM')]
         + [dict(table='table5', finetune=f'EBC-{i}', method='*', pretrain='MetalDAM')
            for i in (1, 2, 3)])
+# SSL runs under bf16 autocast where the CPU has native bf16 ('auto'; each result records the
+# precision used); fine-tuning stays float32, with channels-last convolutions.
 scale = dict(
     pretrain=dict(epochs=5, batch_size=64, patch_size=64, crop_size=64, rescale=0.25,
-                  num_workers=0),
+                  num_workers=0, precision='auto'),
     finetune=dict(epochs=12, batch_size=16, patch_size=64, rescale=0.25, lr=1e-3,
                   weight_decay=1e-5, decoder_channels=(128, 64, 32, 16, 16),
-                  eval_batch_size=32, num_workers=0),
+                  eval_batch_size=32, num_workers=0, channels_last=True),
 )
