@@ -194,6 +194,8 @@ class Workloads:
                 scale['batch_size'] = batch
             if args.num_workers is not None:
                 scale['num_workers'] = args.num_workers
+            if args.precision:
+                scale['precision'] = args.precision
             scale['epochs'] = epochs
         if args.patch:
             ssl['crop_size'] = args.patch
@@ -487,6 +489,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--ft-epochs', type=int, default=3, help='epochs per fine-tuning run (>= 2)')
     p.add_argument('--ssl-epochs', type=int, default=2, help='epochs per pretraining run (>= 2)')
     p.add_argument('--num-workers', type=int, help="loader workers (default: the suite's)")
+    p.add_argument('--precision', choices=['fp32', 'bf16', 'fp16', 'auto'],
+                   help="the suite's precision in both stages (default: the smoke suite's)")
     p.add_argument('--image-size', type=int, default=128, help='synthetic image size')
     p.add_argument('--train-images', type=int, default=12, help='labeled training images')
     p.add_argument('--val-images', type=int, default=4, help='validation images')

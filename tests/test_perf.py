@@ -30,4 +30,8 @@ def test_perf_tiny(tmp_path):
     # same work: the suite's channels-last convolutions differ from the bare loop's only by rounding
     assert result['finetune']['max_loss_difference'] < 1e-3
     assert result['settings']['finetune']['patch_size'] == 32
+    # what the suite does differently from the reference loops is written down
+    assert result['settings']['reference_loops']['precision'] == 'fp32'
+    assert result['settings']['suite_precision']['pretrain'] in ('fp32', 'bf16')
+    assert result['settings']['suite_optim_wrappers']['finetune']['optimizer']['fused'] is True
     assert result['machine']['torch_threads'] == 1 and result['machine']['cpu_count'] > 0
