@@ -31,8 +31,8 @@ def _fmt(value) -> str:
 
 
 def _precision(rec: dict, pretrain_precision: dict) -> str:
-    """'SSL bf16, FT fp32'-style: the precisions of a result's stages (records before the
-    precision option ran in fp32)."""
+    """'SSL bf16, FT fp32'-style: the precisions a finished result's stages ran with
+    (records from before the precision option ran in fp32)."""
     finetune = f"FT {rec.get('precision', 'fp32')}"
     if rec.get('depends_on') is None:
         return finetune
@@ -49,10 +49,12 @@ def _group(records: Iterable[dict]) -> list[dict]:
         if rec.get('stage') != 'finetune':
             continue
         key = (rec['dataset'], rec['method_label'], rec['pretrain_set'] or '-',
-               rec['encoder_init'], rec['protocol'], _precision(rec, pretrain_precision))
-        g = groups.setdefault(key, dict(key=key, finished=[], reasons=[], row=rec.get('row', {})))
+               rec['encoder_init'], rec['protocol'])
+        g = groups.setdefault(key, dict(key=key, finished=[], reasons=[], precisions=set(),
+                                        row=rec.get('row', {})))
         if rec['status'] == 'finished':
             g['finished'].append(rec)
+            g['precisions'].add(_precision(rec, pretrain_precision))
         else:
             g['reasons'].append(rec.get('reason', rec['status']))
     return sorted(groups.values(), key=lambda g: (g['row'].get('index', 0), g['key']))
@@ -71,14 +73,15 @@ def finetune_table(records: Iterable[dict], table: Optional[str] = None) -> pd.D
     for g in _group(records):
         if table is not None and g['row'].get('table', 'table4') != table:
             continue
-        dataset, method, pretrain, init, protocol, precision = g['key']
+        dataset, method, pretrain, init, protocol = g['key']
         mean, std = _stats([r['test']['mIoU'] for r in g['finished']])
         published = g['row'].get('published')
         published = float('nan') if published is None else float(published)
         note = '; '.join(sorted(set(g['reasons']))) if not g['finished'] else ''
         rows.append({
             'fine-tune set': dataset, 'method': method, 'pretrain set': pretrain,
-            'SSL init': init if pretrain != '-' else '-', 'precision': precision,
+            'SSL init': init if pretrain != '-' else '-',
+            'precision': ' / '.join(sorted(g['precisions'])) or '-',
             'protocol': protocol,
             'seeds': ','.join(str(r['seed']) for r in sorted(g['finished'], key=lambda r: r['seed']))
                      or '-',
@@ -112,7 +115,7 @@ def per_class_table(records: Iterable[dict]) -> pd.DataFrame:
     for g in _group(records):
         if not g['finished']:
             continue
-        dataset, method, pretrain, init, protocol, _ = g['key']
+        dataset, method, pretrain, init, protocol = g['key']
         classes = g['finished'][0].get('dataset_meta', {}).get('classes') or sorted(
             k[4:] for k in g['finished'][0]['test'] if k.startswith('IoU.'))
         per_class = {name: [rec['test'][f'IoU.{name}'] for rec in g['finished']]

@@ -34,6 +34,15 @@ def test_mean_std_and_difference_over_seeds():
     assert math.isclose(row['difference'], 92.0 - 96.79)
 
 
+def test_precision_column_names_what_each_stage_ran_with():
+    pretrain = dict(stage='pretrain', key='ssl-0', status='finished', precision='bf16')
+    ssl_row = dict(_record('EBC-1', 'MatSSL', 0, 90.0), depends_on='ssl-0', precision='fp32')
+    legacy = _record('EBC-2', 'MatSSL', 0, 90.0)  # from before the option: float32
+    missing = _record('EBC-3', 'MatSSL', 0, 0, status='unavailable')
+    table = finetune_table([pretrain, ssl_row, legacy, missing])
+    assert list(table['precision']) == ['SSL bf16, FT fp32', 'FT fp32', '-']
+
+
 def test_unavailable_rows_keep_their_reason():
     table = finetune_table([_record('EBC-1', 'MatSSL', 0, 0, status='unavailable')])
     assert math.isnan(table.iloc[0]['mIoU (%)']) and table.iloc[0]['note'] == 'weights missing'
