@@ -10,6 +10,9 @@ the suite and the bare loop of a repetition run back to back, alternating which 
   U-Net++ on the same patches, batch and optimiser (1.0 = no overhead).
 - ``ssl_step_ratio``: the same for MatSSL pretraining (``stages.pretrain``) against a
   straightforward loop: both views through ``MatSSLModel.embed``, NT-Xent, SGD, per-step cosine LR.
+- ``finetune.runner_loop_ratio``, ``pretrain.runner_loop_ratio``: the suite's steps/s over a bare
+  loop calling the suite's own step (same model, optimiser wrapper, precision and
+  ``train_step``): what mmengine's Runner loop and the suite's hooks alone cost (1.0 = nothing).
 - ``loader_headroom``: patches/s the suite's data loaders deliver on their own (built as
   stages.py builds them) over patches/s the suite's training step (its model, optimiser
   wrapper and ``train_step``) consumes on batches already loaded; the smaller of fine-tuning
@@ -294,15 +297,27 @@ class Workloads:
             return loss.detach()
         return step
 
-    def bare_finetune(self) -> tuple[list[tuple[int, float]], list[float]]:
-        loader = _plain_loader(self.train_set, self.ft_batch, self.ft.get('num_workers', 0),
-                               len(self.train_set) > self.ft_batch, self.seed)
-        return bare_loop(loader, self.finetune_step(), self.ft['epochs'])
-
-    def bare_pretrain(self) -> tuple[list[tuple[int, float]], list[float]]:
+    def _bare_run(self, which: str, step) -> tuple[list[tuple[int, float]], list[float]]:
+        if which == 'finetune':
+            loader = _plain_loader(self.train_set, self.ft_batch, self.ft.get('num_workers', 0),
+                                   len(self.train_set) > self.ft_batch, self.seed)
+            return bare_loop(loader, step, self.ft['epochs'])
         loader = _plain_loader(self.ssl_set, self.ssl_batch, self.ssl.get('num_workers', 0), True,
                                self.seed)
-        return bare_loop(loader, self.pretrain_step(), self.ssl['epochs'])
+        return bare_loop(loader, step, self.ssl['epochs'])
+
+    def bare_finetune(self):
+        return self._bare_run('finetune', self.finetune_step())
+
+    def bare_pretrain(self):
+        return self._bare_run('pretrain', self.pretrain_step())
+
+    # -- the suite's own step in a bare loop: what the Runner loop alone costs ----------
+    def same_step_finetune(self):
+        return self._bare_run('finetune', self.suite_step('finetune'))
+
+    def same_step_pretrain(self):
+        return self._bare_run('pretrain', self.suite_step('pretrain'))
 
     # -- loader headroom ----------------------------------------------------------------
     def suite_step(self, which: str):
@@ -412,41 +427,43 @@ def run(args, argv: list[str]) -> dict:
     work = Workloads(args)
     machine = machine_info()
     per_rep = {f'{stage}_{k}': [] for stage in ('ft', 'ssl')
-               for k in ('suite', 'bare', 'ratio', 'boundary')}
+               for k in ('suite', 'bare', 'same', 'ratio', 'loop_ratio', 'boundary')}
     heads = dict(finetune=[], pretrain=[])
     loss_diff = {}
     with tempfile.TemporaryDirectory(prefix='matssl-perf-') as tmp:
         for rep in range(args.warmup + args.repeats):
             keep = rep >= args.warmup
-            order = (0, 1) if rep % 2 == 0 else (1, 0)  # alternate to cancel slow drift
-            for stage, suite_fn, bare_fn in (('ft', work.suite_finetune, work.bare_finetune),
-                                             ('ssl', work.suite_pretrain, work.bare_pretrain)):
-                rates = [None, None]
-                for which in order:
+            for stage, contenders in (
+                    ('ft', (work.suite_finetune, work.bare_finetune, work.same_step_finetune)),
+                    ('ssl', (work.suite_pretrain, work.bare_pretrain, work.same_step_pretrain))):
+                rates, losses = [None] * 3, [None] * 3
+                for which in [(rep + i) % 3 for i in range(3)]:  # rotate to cancel slow drift
                     if which == 0:
-                        timer = suite_fn(Path(tmp) / f'{stage}-{rep}')  # fresh dir: no resume
+                        timer = contenders[0](Path(tmp) / f'{stage}-{rep}')  # fresh: no resume
                         rates[0] = steady_rate(timer.epochs)
                         boundary = _median(timer.boundaries) if timer.boundaries else 0.0
-                        suite_losses = timer.losses
+                        losses[0] = timer.losses
                     else:
-                        times, bare_losses = bare_fn()
-                        rates[1] = steady_rate(times)
-                # same model, data and order: fine-tuning losses agree exactly (SSL views differ)
+                        times, losses[which] = contenders[which]()
+                        rates[which] = steady_rate(times)
+                # same model, data and order: fine-tuning losses agree (SSL views differ)
                 loss_diff[stage] = max([loss_diff.get(stage, 0.0)] + [
-                    abs(a - b) for a, b in zip(suite_losses, bare_losses)])
+                    abs(a - b) for a, b in zip(losses[0], losses[1])])
                 if keep:
-                    per_rep[f'{stage}_suite'].append(rates[0])
-                    per_rep[f'{stage}_bare'].append(rates[1])
+                    for name, value in zip(('suite', 'bare', 'same'), rates):
+                        per_rep[f'{stage}_{name}'].append(value)
                     per_rep[f'{stage}_ratio'].append(rates[0] / rates[1])
+                    per_rep[f'{stage}_loop_ratio'].append(rates[0] / rates[2])
                     per_rep[f'{stage}_boundary'].append(boundary)
                 print(f'[perf] rep {rep}{"" if keep else " (warm-up)"} {stage}: suite '
-                      f'{rates[0]:.3f} steps/s, bare {rates[1]:.3f} steps/s', file=sys.stderr)
+                      f'{rates[0]:.3f} steps/s, bare {rates[1]:.3f}, suite step in a bare loop '
+                      f'{rates[2]:.3f}', file=sys.stderr)
             for which in heads:
                 head = work.headroom(which)
                 if keep:
                     heads[which].append(head)
     loader = {which: {k: _median([h[k] for h in hs]) for k in hs[0]}
-              for which, hs in heads.items()}
+    for which, hs in heads.items()}
     rss = measure_rss(argv)
     result = dict(
         runner_overhead_ratio=_median(per_rep['ft_ratio']),
@@ -456,12 +473,18 @@ def run(args, argv: list[str]) -> dict:
         finetune=dict(suite_steps_per_s=_median(per_rep['ft_suite']),
                       bare_steps_per_s=_median(per_rep['ft_bare']),
                       ratio_per_repeat=per_rep['ft_ratio'],
+                      same_step_bare_steps_per_s=_median(per_rep['ft_same']),
+                      runner_loop_ratio=_median(per_rep['ft_loop_ratio']),
+                      runner_loop_ratio_per_repeat=per_rep['ft_loop_ratio'],
                       suite_between_epochs_s=_median(per_rep['ft_boundary']),
                       max_loss_difference=loss_diff['ft'],
                       peak_rss_with_workers_mb=rss['peak_rss_with_workers_mb']),
         pretrain=dict(suite_steps_per_s=_median(per_rep['ssl_suite']),
                       bare_steps_per_s=_median(per_rep['ssl_bare']),
                       ratio_per_repeat=per_rep['ssl_ratio'],
+                      same_step_bare_steps_per_s=_median(per_rep['ssl_same']),
+                      runner_loop_ratio=_median(per_rep['ssl_loop_ratio']),
+                      runner_loop_ratio_per_repeat=per_rep['ssl_loop_ratio'],
                       suite_between_epochs_s=_median(per_rep['ssl_boundary'])),
         loader=loader,
         targets=TARGETS,

@@ -22,7 +22,8 @@ def test_perf_tiny(tmp_path):
     result = json.loads(out.read_text())
     values = [result[k] for k in FIGURES]
     for stage in ('finetune', 'pretrain'):
-        values += [result[stage]['suite_steps_per_s'], result[stage]['bare_steps_per_s']]
+        values += [result[stage][k] for k in ('suite_steps_per_s', 'bare_steps_per_s',
+                                              'same_step_bare_steps_per_s', 'runner_loop_ratio')]
         values += [result['loader'][stage][k] for k in
                    ('delivered_patches_per_s', 'consumed_patches_per_s', 'headroom')]
     assert all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in values), values
