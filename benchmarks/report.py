@@ -24,11 +24,13 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, lis
     out_dir = Path(out_dir or work_dir / 'tables')
     meta_path = work_dir / SUITE_META
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else dict(quoted=[], notes='')
-    records = RecordStore(work_dir).all('finetune')
+    store = RecordStore(work_dir)
+    records = store.all('finetune')
+    pretraining = store.all('pretrain')  # the tables' precision column reads them
     tables = sorted({r.get('row', {}).get('table', 'table4') for r in records}) or ['table4']
     written: dict[str, list[Path]] = {}
     for name in tables:
-        table = finetune_table(records, table=name)
+        table = finetune_table(pretraining + records, table=name)
         title = f"{name}: suite {meta.get('name', '?')}, protocols {', '.join(sorted(set(table['protocol'])))}"
         if any(q['table'] == name for q in meta['quoted']):
             table = quoted_table(table, meta['quoted'], name)

@@ -32,11 +32,12 @@ def _fmt(value) -> str:
 
 def _precision(rec: dict, pretrain_precision: dict) -> str:
     """'SSL bf16, FT fp32'-style: the precisions a finished result's stages ran with
-    (records from before the precision option ran in fp32)."""
+    (records from before the precision option ran in fp32; '?' where the pretraining
+    record is not among the records given)."""
     finetune = f"FT {rec.get('precision', 'fp32')}"
     if rec.get('depends_on') is None:
         return finetune
-    return f"SSL {pretrain_precision.get(rec['depends_on'], 'fp32')}, {finetune}"
+    return f"SSL {pretrain_precision.get(rec['depends_on'], '?')}, {finetune}"
 
 
 def _group(records: Iterable[dict]) -> list[dict]:
@@ -68,7 +69,10 @@ def _stats(values: list[float]) -> tuple[float, float]:
 
 
 def finetune_table(records: Iterable[dict], table: Optional[str] = None) -> pd.DataFrame:
-    """Mean and std over seeds per row; ``table`` keeps only rows of that suite table."""
+    """Mean and std over seeds per row; ``table`` keeps only rows of that suite table.
+
+    ``records`` are fine-tuning records, plus the pretraining records they depend on
+    (for the precision column)."""
     rows = []
     for g in _group(records):
         if table is not None and g['row'].get('table', 'table4') != table:

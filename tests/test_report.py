@@ -39,8 +39,9 @@ def test_precision_column_names_what_each_stage_ran_with():
     ssl_row = dict(_record('EBC-1', 'MatSSL', 0, 90.0), depends_on='ssl-0', precision='fp32')
     legacy = _record('EBC-2', 'MatSSL', 0, 90.0)  # from before the option: float32
     missing = _record('EBC-3', 'MatSSL', 0, 0, status='unavailable')
-    table = finetune_table([pretrain, ssl_row, legacy, missing])
-    assert list(table['precision']) == ['SSL bf16, FT fp32', 'FT fp32', '-']
+    orphan = dict(_record('EBC-4', 'MatSSL', 0, 90.0), depends_on='not-given', precision='bf16')
+    table = finetune_table([pretrain, ssl_row, legacy, missing, orphan])
+    assert list(table['precision']) == ['SSL bf16, FT fp32', 'FT fp32', '-', 'SSL ?, FT bf16']
 
 
 def test_unavailable_rows_keep_their_reason():
@@ -58,7 +59,10 @@ def test_make_tables_rebuilds_everything_from_records(tmp_path):
         np.savez(tmp_path / rec['predictions'], image=rng.integers(0, 255, (2, 16, 16, 3), np.uint8),
                  truth=rng.integers(0, 2, (2, 16, 16), np.uint8),
                  pred=rng.integers(0, 2, (2, 16, 16), np.uint8))
+        rec['depends_on'] = 'ssl'
         store.put('finetune', rec['key'], rec)
+    store.put('pretrain', 'ssl', dict(stage='pretrain', key='ssl', status='finished',
+                                      precision='bf16'))
     write_json_atomic(tmp_path / 'suite.json', dict(name='paper', protocol='published', notes='',
                       quoted=[dict(table='table5', finetune='EBC-1', model='UNet++',
                                    encoder='MicroNet', mIoU=95.17)]))
@@ -70,6 +74,7 @@ def test_make_tables_rebuilds_everything_from_records(tmp_path):
     assert list(table5['split']) == ['EBC-1', 'EBC-2']
     assert table5['UNet++ / MicroNet (quoted)'].iloc[0] == 95.17
     assert math.isnan(table5['UNet++ / MicroNet (quoted)'].iloc[1])
+    assert list(table5['precision']) == ['SSL bf16, FT fp32'] * 2  # read from the SSL record
     assert 'ours' in ' '.join(table5.columns)
     assert '\\begin{tabular}' in (tables / 'table5.tex').read_text()
     per_class = pd.read_csv(tables / 'table5_per_class_iou.csv')
