@@ -463,7 +463,7 @@ def run(args, argv: list[str]) -> dict:
                 if keep:
                     heads[which].append(head)
     loader = {which: {k: _median([h[k] for h in hs]) for k in hs[0]}
-    for which, hs in heads.items()}
+              for which, hs in heads.items()}
     rss = measure_rss(argv)
     result = dict(
         runner_overhead_ratio=_median(per_rep['ft_ratio']),
