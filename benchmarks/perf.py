@@ -297,14 +297,16 @@ class Workloads:
             return loss.detach()
         return step
 
-    def _bare_run(self, which: str, step) -> tuple[list[tuple[int, float]], list[float]]:
+    def _stage_data(self, which: str) -> tuple:
+        """(patch set, scale, per-step batch, drop_last) of 'finetune' or 'pretrain'."""
         if which == 'finetune':
-            loader = _plain_loader(self.train_set, self.ft_batch, self.ft.get('num_workers', 0),
-                                   len(self.train_set) > self.ft_batch, self.seed)
-            return bare_loop(loader, step, self.ft['epochs'])
-        loader = _plain_loader(self.ssl_set, self.ssl_batch, self.ssl.get('num_workers', 0), True,
-                               self.seed)
-        return bare_loop(loader, step, self.ssl['epochs'])
+            return (self.train_set, self.ft, self.ft_batch, len(self.train_set) > self.ft_batch)
+        return self.ssl_set, self.ssl, self.ssl_batch, True
+
+    def _bare_run(self, which: str, step) -> tuple[list[tuple[int, float]], list[float]]:
+        dataset, scale, batch, drop_last = self._stage_data(which)
+        loader = _plain_loader(dataset, batch, scale.get('num_workers', 0), drop_last, self.seed)
+        return bare_loop(loader, step, scale['epochs'])
 
     def bare_finetune(self):
         return self._bare_run('finetune', self.finetune_step())
@@ -338,9 +340,7 @@ class Workloads:
 
     def headroom(self, which: str) -> dict:
         """The suite's loader alone (as stages.py configures it) against its step alone."""
-        dataset, scale, batch, drop_last = (
-            (self.train_set, self.ft, self.ft_batch, len(self.train_set) > self.ft_batch)
-            if which == 'finetune' else (self.ssl_set, self.ssl, self.ssl_batch, True))
+        dataset, scale, batch, drop_last = self._stage_data(which)
         step = self.suite_step(which)
         loader = Runner.build_dataloader(
             stages.dataloader_cfg(dataset, batch, scale.get('num_workers', 0), True, drop_last),
