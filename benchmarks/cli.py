@@ -31,6 +31,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='extra plugin module (dotted name or .py path); repeatable')
     p.add_argument('--launcher', default='none', choices=['none', 'pytorch', 'slurm', 'mpi'],
                    help='mmengine launcher for distributed runs')
+    p.add_argument('--break-locks', action='store_true',
+                   help='delete every job lock of the work dir first (only when you know no '
+                   'other runner is alive on any host)')
     return p.parse_args(argv)
 
 
@@ -69,6 +72,14 @@ def format_plan(jobs, fmt: str) -> str:
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print('error: interrupted; rerun the same command to resume', file=sys.stderr)
+        return 130
+
+
+def _main(argv=None) -> int:
     args = parse_args(argv)
     from .plugins import import_user_plugin, load_builtin_plugins
 
@@ -79,6 +90,8 @@ def main(argv=None) -> int:
         print(list_registered())
         return 0
 
+    from .cli_checks import check_selection, check_work_dir, validate_args
+    from .locks import break_locks
     from .plan import expand, load_suite
     from .report import make_report, save_suite_meta
     from .runner import SuiteRunner
@@ -90,12 +103,18 @@ def main(argv=None) -> int:
         if args.precision:
             for stage in ('pretrain', 'finetune'):
                 suite.scale[stage]['precision'] = args.precision
+        validate_args(args, suite)
         jobs = expand(suite, seeds=args.seeds, methods=args.methods, datasets=args.datasets,
                       rows=args.rows)
+        check_selection(jobs, args)
         if args.dry_run:
             print(format_plan(jobs, args.format))
             return 0
         work_dir = args.work_dir or Path('work_dirs') / suite.suite_name
+        check_work_dir(work_dir)
+        if args.break_locks:
+            for path in break_locks(Path(work_dir) / 'locks'):
+                print(f'removed lock {path}', file=sys.stderr)
         runner = SuiteRunner(suite, work_dir, args.launcher)
         if runner.rank == 0:
             save_suite_meta(work_dir, suite)

@@ -12,7 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .errors import EncoderMismatchError
+from .errors import EncoderMismatchError, UnreadableFileError
 
 CLASSIFIER_PREFIXES = ('fc.',)
 
@@ -81,7 +81,14 @@ def load_encoder_state(encoder: nn.Module, state: Mapping[str, torch.Tensor],
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint file and return its (possibly nested) state dict."""
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - truncated, random or refused content
+        reason = (str(err).strip().splitlines() or [''])[0][:200]
+        raise UnreadableFileError(f'{path}: unreadable weight file ({type(err).__name__}: '
+                                  f'{reason})') from None
     for key in ('state_dict', 'model', 'encoder'):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]

@@ -15,3 +15,12 @@ class DataError(BenchmarkError):
 
 class EncoderMismatchError(BenchmarkError):
     """An encoder state dict does not fit the segmentation model's encoder."""
+
+
+class UnreadableFileError(MissingResourceError):
+    """A file the run needs exists but cannot be read (truncated, corrupt, refused by a
+    weights-only load); like a missing file, it makes its row unavailable."""
+
+
+class InterruptedRunError(BenchmarkError):
+    """The user pressed Ctrl-C."""

@@ -65,6 +65,19 @@ def safe_filename(name: str) -> str:
     return re.sub(r'[^A-Za-z0-9._-]', '_', name.replace('/', '__'))
 
 
+def inside(folder: Path, relative: str, manifest: Path) -> Path:
+    """``folder / relative``, refused when ``relative`` is absolute or leaves ``folder``."""
+    if not isinstance(relative, str) or not relative:
+        raise DataError(f'{manifest}: file entry {relative!r} is not a relative path')
+    candidate = Path(relative)
+    resolved_folder = Path(folder).resolve()
+    if candidate.is_absolute() or '..' in candidate.parts or not (
+            (resolved_folder / candidate).resolve().is_relative_to(resolved_folder)):
+        raise DataError(f'{manifest}: file entry {relative!r} leaves the prepared folder; '
+                        'refused')
+    return Path(folder) / candidate
+
+
 def require_dir(path: Path, what: str) -> Path:
     if not Path(path).is_dir():
         raise MissingResourceError(f'{path}: missing folder ({what})')
@@ -164,18 +177,40 @@ class FileMicrographSet(MicrographSet):
         if manifest.get('options', {}) != json.loads(json.dumps(self.options())):
             raise DataError(f'{path}: prepared with options {manifest.get("options")}, but this '
                             f'configuration asks for {self.options()}; prepare it again')
-        files = {split: [LabeledFile(e['name'], folder / e['image'], folder / e['mask'])
-                         for e in manifest['splits'].get(split, [])] for split in self.splits}
-        unlabeled = [UnlabeledFile(e['name'], folder / e['image']) for e in manifest['unlabeled']]
+        try:
+            files = {split: [LabeledFile(e['name'], inside(folder, e['image'], path),
+                                         inside(folder, e['mask'], path))
+                             for e in manifest['splits'].get(split, [])] for split in self.splits}
+            unlabeled = [UnlabeledFile(e['name'], inside(folder, e['image'], path))
+                         for e in manifest['unlabeled']]
+            self._expected_sizes = {inside(folder, rel, path): int(size)
+                                    for rel, size in manifest.get('sizes', {}).items()}
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
+            raise DataError(f'{path}: malformed manifest ({type(err).__name__}: {err})') from None
         return files, unlabeled
+
+    def _check_size(self, path: Path) -> None:
+        """A prepared file must still have the size its manifest recorded."""
+        expected = getattr(self, '_expected_sizes', {}).get(Path(path))
+        if expected is None:
+            return
+        try:
+            actual = Path(path).stat().st_size
+        except FileNotFoundError:
+            raise DataError(f'{path}: missing from the prepared copy') from None
+        if actual != expected:
+            raise DataError(f'{path}: {actual} bytes, but the manifest records {expected}; '
+                            'the prepared copy was changed: prepare it again')
 
     # -- loading ---------------------------------------------------------------
     def load_image(self, path: Path) -> np.ndarray:
+        self._check_size(path)
         image = read_image(path)
         return image if self.prepared else self.crop_image(image, path)
 
     def load_labeled(self, record: LabeledFile) -> LabeledImage:
         image = self.load_image(record.image)
+        self._check_size(record.mask)
         mask = self.read_mask_file(record)
         if not self.prepared:
             mask = self.crop_mask(mask, record.mask)

@@ -1,9 +1,11 @@
 """Hooks: a progress bar for training, and a per-epoch history kept inside checkpoints."""
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
+import socket
 from pathlib import Path
 from typing import Optional
 
@@ -12,10 +14,51 @@ import torch
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
+from mmengine.runner import CheckpointLoader
 from tqdm.auto import tqdm
 
 from .records import save_torch_atomic
 from .registry import HOOKS
+
+LOG = logging.getLogger(__name__)
+WEIGHTS_ONLY_SCHEME = 'weights-only://'
+_checked: dict[str, dict] = {}  # resume checkpoints already loaded by check_resume_checkpoint
+
+
+@CheckpointLoader.register_scheme(prefixes=WEIGHTS_ONLY_SCHEME)
+def load_weights_only(filename: str, map_location=None) -> dict:
+    """mmengine's checkpoint loader for resume files: never unpickles anything but tensors
+    and plain containers, whatever torch's default."""
+    path = filename[len(WEIGHTS_ONLY_SCHEME):]
+    checkpoint = _checked.pop(path, None)
+    if checkpoint is None:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    return checkpoint
+
+
+def check_resume_checkpoint(path: Path) -> Optional[str]:
+    """``load_from`` for mmengine's resume: the checkpoint loaded weights-only, or None.
+
+    A file that does not load (truncated, random bytes, or objects a weights-only
+    load refuses) is renamed ``*.corrupt`` with a warning and the job starts afresh.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+        if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
+            raise ValueError('no state_dict')
+    except Exception as err:  # noqa: BLE001 - any load failure means the file is unusable
+        corrupt = path.with_name(path.name + '.corrupt')
+        if is_main_process():
+            os.replace(path, corrupt)
+        LOG.warning('warning: %s: unreadable resume checkpoint (%s: %s); moved to %s, the job '
+                    'starts again', path, type(err).__name__, str(err).splitlines()[0][:200]
+                    if str(err) else '', corrupt)
+        return None
+    _checked[str(path)] = checkpoint
+    return WEIGHTS_ONLY_SCHEME + str(path)
 
 
 def _scalar(value) -> float:
@@ -113,12 +156,18 @@ class RunStateHook(Hook):
                                             or epoch == loop.max_epochs)
 
     def _save(self, runner, completed_epochs: int) -> None:
-        tmp_name = 'resume.pth.tmp'
-        runner.save_checkpoint(str(self.out_dir), tmp_name, save_optimizer=True,
-                               save_param_scheduler=True,
-                               meta=dict(epoch=completed_epochs, iter=runner.iter))
-        if is_main_process():
-            os.replace(self.out_dir / tmp_name, self.resume_path)
+        # a per-process temporary name: two writers never share a half-written file
+        tmp_name = f'.resume.pth.{socket.gethostname()}.{os.getpid()}.tmp'
+        try:
+            runner.save_checkpoint(str(self.out_dir), tmp_name, save_optimizer=True,
+                                   save_param_scheduler=True,
+                                   meta=dict(epoch=completed_epochs, iter=runner.iter))
+            if is_main_process():
+                os.replace(self.out_dir / tmp_name, self.resume_path)
+        except BaseException:  # a full disk or Ctrl-C leaves no temporary file behind
+            if is_main_process():
+                (self.out_dir / tmp_name).unlink(missing_ok=True)
+            raise
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         # Logged scalar buffers pickle bound methods, which torch.load(weights_only=True)

@@ -15,6 +15,7 @@ from typing import Iterable, Optional
 
 from mmengine.config import Config
 
+from .errors import BenchmarkError
 from .method_api import PretrainingMethod
 from .precision import check_precision
 from .records import config_key
@@ -54,6 +55,11 @@ def load_suite(name_or_path: str) -> Config:
     if not path.is_file():
         raise FileNotFoundError(f'suite {name_or_path!r} not found; built-in suites: '
                                 f'{", ".join(available_suites())}')
+    if path.suffix != '.py':
+        # mmengine reads YAML with its unsafe loader (!!python/object/apply runs code); a suite
+        # is Python code, like a plugin, and says so by its suffix (README "Safety")
+        raise BenchmarkError(f'{path}: suites are Python files (*.py), which are code like '
+                             f'plugins; {path.suffix or "this"} suites are not loaded')
     cfg = Config.fromfile(str(path))
     cfg.suite_name = cfg.get('suite_name', path.stem)
     return cfg

@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 import urllib.request
 import warnings
@@ -25,6 +27,7 @@ from typing import Optional
 
 from .errors import DataError, MissingResourceError
 from .file_sets import PREPARED_FORMAT, FileMicrographSet, safe_filename
+from .locks import _alive
 from .image_io import write_png
 from .patching import count_patches
 from .registry import MICROGRAPH_SETS
@@ -72,14 +75,43 @@ def download(cls: type, src: Path) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
+def output_stem(name: str) -> str:
+    """A readable file stem plus a short hash of the original name, so that names differing
+    only in characters a file name cannot keep (``a b``, ``a_b``) stay distinct."""
+    return f'{safe_filename(name)}-{hashlib.sha256(name.encode()).hexdigest()[:10]}'
+
+
+class _OutputNames:
+    """Output stems already used; a clash (even only in letter case) is an error naming both."""
+
+    def __init__(self, where: str):
+        self.where, self.used = where, {}
+
+    def stem(self, name: str) -> str:
+        stem = output_stem(name)
+        other = self.used.setdefault(stem.casefold(), name)
+        if other != name:
+            raise DataError(f'{self.where}: {other!r} and {name!r} would be written to the same '
+                            f'file {stem}.png; rename one of them')
+        return stem
+
+
+def _check_splits(data: FileMicrographSet, src: Path) -> None:
+    for split in ('train', 'test'):
+        if split in data.splits and not data.files.get(split):
+            raise DataError(f'{src}: the {split} split of {data.name} is empty; '
+                            'check the folder and the split options')
+
+
 def _write_variant(data: FileMicrographSet, folder: Path) -> dict:
     for sub in ('images', 'masks', 'unlabeled', 'splits'):
         (folder / sub).mkdir(parents=True)
     entries, sizes = {}, {}
+    names = _OutputNames(str(data.root))
     for split in data.splits:
         entries[split] = []
         for item in data.labeled_split(split):
-            stem = safe_filename(item.name)
+            stem = names.stem(item.name)
             write_png(folder / 'images' / f'{stem}.png', item.image)
             write_png(folder / 'masks' / f'{stem}.png', item.mask)
             entries[split].append(dict(name=item.name, image=f'images/{stem}.png',
@@ -88,7 +120,7 @@ def _write_variant(data: FileMicrographSet, folder: Path) -> dict:
     unlabeled = []
     for record in data.unlabeled_files:
         image = data.load_image(record.image)
-        stem = safe_filename(record.name)
+        stem = names.stem(record.name)
         write_png(folder / 'unlabeled' / f'{stem}.png', image)
         unlabeled.append(dict(name=record.name, image=f'unlabeled/{stem}.png'))
     for split, items in list(entries.items()) + [('unlabeled', unlabeled)]:
@@ -108,7 +140,8 @@ def _write_variant(data: FileMicrographSet, folder: Path) -> dict:
                 'pretrain_pool': len(pool)},
         patches=dict(size=PATCH, pretrain_overlap=overlap, **patches),
         pool=data.pool_report, splits=entries, unlabeled=unlabeled,
-        files={str(p.relative_to(folder)): sha256(p) for p in files})
+        files={str(p.relative_to(folder)): sha256(p) for p in files},
+        sizes={str(p.relative_to(folder)): p.stat().st_size for p in files})
 
 
 def prepare(name: str, src, out, fetch: bool = False, options: Optional[dict] = None) -> dict:
@@ -120,13 +153,16 @@ def prepare(name: str, src, out, fetch: bool = False, options: Optional[dict] = 
     if fetch and not src.is_dir():
         download(cls, src)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', suffix='.partial', dir=out.parent))
+    clear_stale_partials(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.{socket.gethostname()}-{os.getpid()}.',
+                                suffix='.partial', dir=out.parent))
     manifests = {}
     try:
         for sub, variant_options in cls.prepare_variants:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter('always')
                 data = cls(root=src, **{**variant_options, **(options or {})})
+                _check_splits(data, src / sub if sub else src)
                 folder = tmp / sub if sub else tmp
                 manifest = _write_variant(data, folder)
             manifest['warnings'] = sorted({str(w.message) for w in caught})
@@ -140,9 +176,43 @@ def prepare(name: str, src, out, fetch: bool = False, options: Optional[dict] = 
     return manifests
 
 
+def clear_stale_partials(out: Path) -> list[Path]:
+    """Remove hidden ``.partial`` folders that a killed run for ``out`` on this host left."""
+    host = socket.gethostname()
+    pattern = re.compile(rf'^\.{re.escape(out.name)}\.{re.escape(host)}-(\d+)\..*\.partial$')
+    cleared = []
+    for folder in out.parent.glob(f'.{out.name}.*.partial'):
+        match = pattern.match(folder.name)
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+            cleared.append(folder)
+    return cleared
+
+
 def verify(folder) -> list[str]:
     """Files of a prepared variant whose sha256 differs from its manifest (missing ones too)."""
+    from .file_sets import inside
+
     folder = Path(folder)
-    manifest = json.loads((folder / 'manifest.json').read_text())
-    return [rel for rel, digest in manifest['files'].items()
-            if not (folder / rel).is_file() or sha256(folder / rel) != digest]
+    path = folder / 'manifest.json'
+    try:
+        manifest = json.loads(path.read_text())
+        files = dict(manifest['files'])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DataError(f'{path}: unreadable manifest ({type(err).__name__}: {err})') from None
+    bad = []
+    for rel, digest in files.items():
+        file = inside(folder, rel, path)
+        if not file.is_file() or sha256(file) != digest:
+            bad.append(rel)
+    return bad
+
+
+def verify_tree(root) -> dict[Path, list[str]]:
+    """``verify`` for every prepared variant under ``root`` (the folder itself or EBC-style
+    subfolders): {variant folder: files that differ}."""
+    root = Path(root)
+    manifests = sorted(root.glob('manifest.json')) or sorted(root.glob('*/manifest.json'))
+    if not manifests:
+        raise DataError(f'{root}: no manifest.json here or in its subfolders; not a prepared copy')
+    return {m.parent: verify(m.parent) for m in manifests}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import tempfile
@@ -10,6 +11,39 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
+
+LOG = logging.getLogger(__name__)
+
+# Keys a record must hold before it is trusted, per status and stage.
+COMMON_KEYS = ('stage', 'key', 'status', 'method', 'method_label', 'encoder_init',
+               'pretrain_set', 'dataset', 'seed', 'protocol', 'config')
+REQUIRED_KEYS = {
+    ('finished', 'pretrain'): COMMON_KEYS + ('encoder', 'history'),
+    ('finished', 'finetune'): COMMON_KEYS + ('test', 'history', 'weights'),
+    ('unavailable', 'pretrain'): COMMON_KEYS + ('reason',),
+    ('unavailable', 'finetune'): COMMON_KEYS + ('reason',),
+}
+
+
+def record_problem(record: Any, stage: str, key: Optional[str] = None) -> Optional[str]:
+    """Why ``record`` cannot be trusted as a record of ``stage`` (and ``key``), or None."""
+    if not isinstance(record, dict):
+        return f'not a JSON object but {type(record).__name__}'
+    status = record.get('status')
+    required = REQUIRED_KEYS.get((status, stage))
+    if required is None:
+        return f'unknown status {status!r} for stage {stage!r}'
+    missing = [k for k in required if k not in record]
+    if missing:
+        return f'{status} record without {", ".join(missing)}'
+    if record['stage'] != stage or (key is not None and record['key'] != key):
+        return (f'record of {record["stage"]} {record["key"]} stored as {stage} '
+                f'{key or "?"}')
+    if status == 'finished' and stage == 'finetune':
+        test = record['test']
+        if not isinstance(test, dict) or not isinstance(test.get('mIoU'), (int, float)):
+            return 'finished record without a numeric test mIoU'
+    return None
 
 
 def canonical_json(obj: Any) -> str:
@@ -77,18 +111,30 @@ class RecordStore:
 
     def __init__(self, work_dir: Path):
         self.root = Path(work_dir) / 'records'
+        self._reported: set[Path] = set()
 
     def path(self, stage: str, key: str) -> Path:
         return self.root / stage / f'{key}.json'
 
-    def get(self, stage: str, key: str) -> Optional[dict]:
-        path = self.path(stage, key)
-        if not path.exists():
-            return None
+    def _read(self, path: Path, stage: str, key: Optional[str], consequence: str) -> Optional[dict]:
+        """The record at ``path`` if it is valid; else None, with one warning line naming it."""
         try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f'{path}: unreadable record ({err}); delete it to rerun that job') from err
+            record = json.loads(path.read_text())
+            problem = record_problem(record, stage, key)
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            problem = f'unreadable record ({err})'
+        if problem is None:
+            return record
+        if path not in self._reported:
+            self._reported.add(path)
+            LOG.warning('warning: %s: %s; %s', path, problem, consequence)
+        return None
+
+    def get(self, stage: str, key: str) -> Optional[dict]:
+        """A valid record, or None (a bad record file is reported once and treated as absent)."""
+        return self._read(self.path(stage, key), stage, key, 'treated as not run: the job runs again')
 
     def finished(self, stage: str, key: str) -> Optional[dict]:
         record = self.get(stage, key)
@@ -105,4 +151,5 @@ class RecordStore:
         folder = self.root / stage
         if not folder.is_dir():
             return []
-        return [json.loads(p.read_text()) for p in sorted(folder.glob('*.json'))]
+        records = (self._read(p, stage, p.stem, 'skipped') for p in sorted(folder.glob('*.json')))
+        return [r for r in records if r is not None]

@@ -16,7 +16,7 @@ from . import stages
 from .data_api import MicrographSet
 from .data_sources import build_micrograph_set, build_pool
 from .encoders import read_state_dict
-from .errors import MissingResourceError
+from .errors import EncoderMismatchError, MissingResourceError
 from .locks import JobLock
 from .plan import Job, build_method
 from .precision import resolve_precision
@@ -116,7 +116,11 @@ class SuiteRunner:
     def _wait_for(self, job: Job, outcomes: dict[str, Outcome]) -> Outcome:
         """Wait while another live runner holds ``job``; then use its record or run it here."""
         lock = self._lock(job)
+        last_said = 0.0
         while self._agreed(lock.held_by_other() and self.store.finished(job.stage, job.key) is None):
+            if self.rank == 0 and time.time() - last_said > 300:  # say who holds it, now and then
+                tqdm.write(f'waiting for {job.stage} {job.key}: {lock.describe()}')
+                last_said = time.time()
             time.sleep(self.poll_seconds)
         return self._run_one(job, outcomes)
 
@@ -141,7 +145,8 @@ class SuiteRunner:
                 return Outcome(job, 'cached', record=cached)
             try:
                 record = (self._pretrain(job) if job.stage == 'pretrain' else self._finetune(job))
-            except MissingResourceError as err:
+            except (MissingResourceError, EncoderMismatchError) as err:
+                # missing or unusable weight files: the row says why, the other jobs go on
                 return self._unavailable(job, str(err))
             barrier()  # rank 0 has written the record and the encoder
             return Outcome(job, 'finished', record=record)

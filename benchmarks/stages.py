@@ -20,7 +20,7 @@ from mmengine.runner import Runner, set_random_seed
 from .data import SegmentationPatches, TwoViewPatches, resize_items
 from .data_api import MicrographSet, UnlabeledImage
 from .errors import DataError
-from .hooks import ProgressBarHook, RunStateHook
+from .hooks import ProgressBarHook, RunStateHook, check_resume_checkpoint
 from .method_api import EncoderState, SSLMethod
 from .precision import resolve_precision, with_precision
 from .records import atomic_write, save_torch_atomic
@@ -106,6 +106,8 @@ def _runner_common(run_dir: Path, seed: int, launcher: str, description: str,
                    state_hook: RunStateHook) -> dict:
     # Deterministic cuBLAS needs this set before the first CUDA matmul; harmless elsewhere.
     os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    # loaded weights-only by the suite itself; a corrupt file is set aside and the job restarts
+    resume_from = check_resume_checkpoint(state_hook.resume_path)
     wrapper = {}
     if launcher != 'none' and not torch.cuda.is_available():
         # mmengine pins DDP to a CUDA device; CPU processes (gloo) take device_ids=None
@@ -124,8 +126,8 @@ def _runner_common(run_dir: Path, seed: int, launcher: str, description: str,
                            param_scheduler=dict(type='ParamSchedulerHook'),
                            sampler_seed=dict(type='DistSamplerSeedHook')),
         custom_hooks=[ProgressBarHook(description), state_hook],
-        load_from=str(state_hook.resume_path) if state_hook.resume_path.exists() else None,
-        resume=state_hook.resume_path.exists(),
+        load_from=resume_from,
+        resume=resume_from is not None,
     )
 
 

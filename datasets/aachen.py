@@ -8,8 +8,10 @@ machines, so this is the documented contract the tests exercise):
   - ``annotations.csv``: one row per vertex, columns ``image`` (file name or
     stem), ``polygon`` (id within the image), ``x``, ``y`` (pixels); or one row
     per polygon with a ``points`` column holding ``[[x, y], ...]`` as JSON;
-  - ``annotations.pkl``: ``{image stem: [array of shape (N, 2) in (x, y)], ...}``
-    (pickle runs code when loaded: only use a file from the release);
+  - ``annotations.pkl`` (this name only): ``{image stem: [array of shape (N, 2) in
+    (x, y)], ...}``, read by a restricted unpickler that builds only plain
+    containers, numbers, strings and numpy arrays (a pickle naming any other
+    callable is refused, so the file cannot run code);
 - optional ``test.txt`` (stems) fixing the test split; otherwise a
   seeded split with 302 of 1,705 images in test (the paper's 1,403/302).
 
@@ -78,10 +80,34 @@ def read_polygon_csv(path: Path) -> Polygons:
     return dict(polygons)
 
 
+PICKLE_NAME = 'annotations.pkl'
+# The only callables a polygon pickle may name: what numpy needs to rebuild arrays.
+_PICKLE_GLOBALS = {
+    (module, name)
+    for module in ('numpy.core.multiarray', 'numpy._core.multiarray')
+    for name in ('_reconstruct', 'scalar')
+} | {('numpy', 'ndarray'), ('numpy', 'dtype'), ('builtins', 'list'), ('builtins', 'dict'),
+     ('builtins', 'tuple'), ('builtins', 'set'), ('builtins', 'frozenset'),
+     ('collections', 'OrderedDict'), ('_codecs', 'encode')}
+
+
+class _PolygonUnpickler(pickle.Unpickler):
+    """pickle's documented way to restrict globals ("Restricting Globals"); no maintained
+    library does this for numpy arrays."""
+
+    def find_class(self, module, name):
+        if (module, name) not in _PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f'refused {module}.{name} (only containers, numbers, '
+                                         'strings and numpy arrays are read)')
+        return super().find_class(module, name)
+
+
 def read_polygon_pickle(path: Path) -> Polygons:
+    if Path(path).name != PICKLE_NAME:
+        raise DataError(f'{path}: only {PICKLE_NAME} is read as a polygon pickle')
     try:
         with open(path, 'rb') as f:
-            data = pickle.load(f)
+            data = _PolygonUnpickler(f).load()
         return {Path(str(k)).stem: [np.asarray(p, np.float64).reshape(-1, 2) for p in v]
                 for k, v in dict(data).items()}
     except Exception as err:  # noqa: BLE001 - any unpickling failure is a data problem
@@ -122,13 +148,13 @@ class AachenHeerlen(FileMicrographSet):
                     val_fraction=self.val_fraction)
 
     def _annotation_file(self) -> Path:
-        for name in ('annotations.csv', 'annotations.pkl'):
+        for name in ('annotations.csv', PICKLE_NAME):
             if (self.root / name).is_file():
                 return self.root / name
-        found = sorted(self.root.glob('*.csv')) + sorted(self.root.glob('*.pkl'))
+        found = sorted(self.root.glob('*.csv'))  # no other pickle is ever opened
         if not found:
             raise MissingResourceError(f'{self.root / "annotations.csv"}: missing polygon '
-                                       'annotations (CSV or pickle)')
+                                       f'annotations (CSV or {PICKLE_NAME})')
         return found[0]
 
     def index_source(self):

@@ -24,12 +24,20 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert list(target.parent.iterdir()) == []
 
 
+def _record(status, **extra):
+    base = dict(stage='finetune', key='k', method='M', method_label='M', encoder_init='random',
+                pretrain_set=None, dataset='d', seed=0, protocol='clean', config={})
+    if status == 'finished':
+        base.update(test=dict(mIoU=50.0), history=[], weights='w.pth')
+    return dict(base, status=status, **extra)
+
+
 def test_record_store_keeps_first_finished_record(tmp_path):
     store = RecordStore(tmp_path)
-    store.put('finetune', 'k', dict(status='unavailable', reason='x'))
+    store.put('finetune', 'k', _record('unavailable', reason='x'))
     assert store.finished('finetune', 'k') is None
-    store.put('finetune', 'k', dict(status='finished', value=1))
-    store.put('finetune', 'k', dict(status='finished', value=2))
+    store.put('finetune', 'k', _record('finished', value=1))
+    store.put('finetune', 'k', _record('finished', value=2))
     assert store.finished('finetune', 'k')['value'] == 1
     assert json.loads(store.path('finetune', 'k').read_text())['value'] == 1
 

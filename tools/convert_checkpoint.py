@@ -29,6 +29,9 @@ def main() -> int:
     except (BenchmarkError, OSError, RuntimeError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f'error: interrupted; {args.dst} was not written', file=sys.stderr)
+        return 130
     dropped = ', '.join(f'{g} ({n})' for g, n in sorted(done.dropped.items())) or 'nothing'
     print(f'{args.src}: {done.layout} layout, {done.arch} encoder under {done.prefix!r}, '
           f'{len(done.state)} tensors -> {args.dst}; dropped: {dropped}')

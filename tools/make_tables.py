@@ -20,8 +20,17 @@ def main() -> int:
         print(f'error: {args.work_dir}: no records folder; run tools/run_benchmark.py first',
               file=sys.stderr)
         return 2
+    if args.out is not None and (args.out.is_symlink() and not args.out.exists()
+                                 or args.out.exists() and not args.out.is_dir()):
+        print(f'error: {args.out}: --out is a dangling link or not a folder', file=sys.stderr)
+        return 2
     start = time.time()
-    written = make_report(args.work_dir, args.out)
+    try:
+        written = make_report(args.work_dir, args.out)
+    except KeyboardInterrupt:
+        print('error: interrupted; tables already written are complete, rerun to finish',
+              file=sys.stderr)
+        return 130
     for kind, paths in written.items():
         for path in paths:
             print(f'{kind:10s} {path}')
