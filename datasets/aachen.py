@@ -86,7 +86,8 @@ _PICKLE_GLOBALS = {
     (module, name)
     for module in ('numpy.core.multiarray', 'numpy._core.multiarray')
     for name in ('_reconstruct', 'scalar')
-} | {('numpy', 'ndarray'), ('numpy', 'dtype'), ('builtins', 'list'), ('builtins', 'dict'),
+} | {(module, '_frombuffer') for module in ('numpy.core.numeric', 'numpy._core.numeric')
+     } | {('numpy', 'ndarray'), ('numpy', 'dtype'), ('builtins', 'list'), ('builtins', 'dict'),
      ('builtins', 'tuple'), ('builtins', 'set'), ('builtins', 'frozenset'),
      ('collections', 'OrderedDict'), ('_codecs', 'encode')}
 
