@@ -93,6 +93,15 @@ def _per_rank_batch(total: int, dataset_size: int) -> int:
     return max(1, min(total, dataset_size) // world)
 
 
+def drops_single_sample_batch(num_samples: int, batch_size: int) -> bool:
+    """Whether a rank's last training batch would hold one sample: batch-norm statistics
+    of a single patch (an error where a feature map is 1x1). Only then is the last
+    batch dropped; otherwise it is kept, as the authors' loader does (drop_last False)."""
+    world = get_dist_info()[1]
+    per_rank = -(-num_samples // world)  # DefaultSampler pads every rank to the same count
+    return per_rank > batch_size and per_rank % batch_size == 1
+
+
 def dataloader_cfg(dataset, batch_size: int, num_workers: int, shuffle: bool,
                    drop_last: bool) -> dict:
     """The mmengine dataloader config every stage uses (perf.py measures the same one)."""
@@ -155,11 +164,13 @@ def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, sca
 
 def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: MicrographSet,
              selection_split: Optional[str], arch: str, scale: dict, seed: int, run_dir: Path,
-             launcher: str = 'none', metric_cfg: Optional[dict] = None) -> tuple[Path, list[dict]]:
+             launcher: str = 'none', metric_cfg: Optional[dict] = None,
+             report: Optional[dict] = None) -> tuple[Path, list[dict]]:
     """Fine-tune U-Net++ on ``data``'s train split; keep the best epoch on ``selection_split``.
 
     Returns the path of the selected weights and the per-epoch history. With no
-    selection split the last epoch is kept.
+    selection split the last epoch is kept. ``report`` (a dict) receives
+    ``dropped_last_batch``: whether a one-sample last batch was dropped each epoch.
     """
     run_dir = Path(run_dir)
     set_random_seed(seed, deterministic=True)  # the decoder's random init is part of the run
@@ -167,6 +178,9 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
     train = _patches(data, 'train', scale)
     workers = scale.get('num_workers', 0)
     batch = _per_rank_batch(scale['batch_size'], len(train))
+    drop_last = drops_single_sample_batch(len(train), batch)
+    if report is not None:
+        report['dropped_last_batch'] = drop_last
     state_hook = RunStateHook(str(run_dir), select_metric='mIoU' if selection_split else None)
     validation = {}
     if selection_split:
@@ -177,7 +191,7 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
             val_evaluator=dict(type='PooledIoUMetric', **(metric_cfg or {})))
     runner = Runner(
         model=model,
-        train_dataloader=dataloader_cfg(train, batch, workers, True, len(train) > batch),
+        train_dataloader=dataloader_cfg(train, batch, workers, True, drop_last),
         train_cfg=dict(by_epoch=True, max_epochs=scale['epochs'],
                        val_interval=scale.get('val_interval', 1)),
         optim_wrapper=finetune_optim_wrapper(scale),
