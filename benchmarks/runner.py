@@ -180,6 +180,7 @@ class SuiteRunner:
                       excluded_test_images=len(audit.excluded),
                       duplicates_dropped=audit.duplicates,
                       duplicate_threshold=audit.threshold, history=history,
+                      sync_bn=stages.uses_sync_bn(job.spec['scale'], self.launcher),
                       precision=resolve_precision(job.spec['scale'].get('precision')),
                       versions=environment_versions(), wall_time_s=time.time() - start,
                       world_size=self.world_size)

@@ -138,6 +138,20 @@ def _runner_common(run_dir: Path, seed: int, launcher: str, description: str,
     )
 
 
+def uses_sync_bn(scale: dict, launcher: str) -> bool:
+    """Whether an SSL stage synchronises batch norm over ranks (``sync_bn`` in the
+    pretraining scale; default: on whenever a launcher runs several CUDA processes), so
+    that a multi-GPU run normalises over the global batch as a one-GPU run does."""
+    distributed = launcher != 'none' and get_dist_info()[1] > 1
+    asked = scale.get('sync_bn')
+    if asked is None:
+        return distributed and torch.cuda.is_available()
+    if asked and distributed and not torch.cuda.is_available():
+        raise ValueError('sync_bn=True needs CUDA devices (torch\'s SyncBatchNorm has no CPU '
+                         'kernel); set sync_bn=False in the pretraining scale to run on CPUs')
+    return bool(asked) and distributed
+
+
 def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, scale: dict,
              seed: int, run_dir: Path, launcher: str = 'none') -> tuple[EncoderState, list[dict]]:
     """Train ``method`` self-supervised on patches of ``images``; return its encoder and history."""
@@ -146,6 +160,8 @@ def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, sca
     run_dir = Path(run_dir)
     set_random_seed(seed, deterministic=True)  # the model's own init is part of the run
     model = method.build_model(arch, method.initial_encoder_state(arch))
+    if uses_sync_bn(scale, launcher):
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     images = resize_items(images, factor=scale.get('rescale'))
     dataset = TwoViewPatches(images, scale['patch_size'], scale.get('overlap', 0.0),
                              method.view_transform(scale.get('crop_size', scale['patch_size'])))
