@@ -161,3 +161,23 @@ def test_records_list_excluded_images_and_the_kept_last_batch(tmp_path):
     # A's train split: a3-a5, 2 patches each = 6 at batch 5: the 1-patch last batch is dropped
     assert records['finetune']['dropped_last_batch'] is True
     assert 'data_manifests' in records['finetune']['config']
+
+
+def test_authors_code_recipe_differs_from_the_paper_only_where_the_code_does():
+    from matssl_bench.plan import build_method
+
+    paper, code = load_suite('paper'), load_suite('paper-authors-code')
+    assert (paper.recipe, code.recipe) == ('paper', 'authors-code')
+    assert code.rows == paper.rows and code.pretrain_sets == paper.pretrain_sets
+    assert (code.scale.pretrain.epochs, code.scale.pretrain.batch_size) == (100, 32)
+    assert (paper.scale.pretrain.epochs, paper.scale.pretrain.batch_size) == (50, 128)
+    assert code.scale.finetune.weight_decay == 0.0 and paper.scale.finetune.weight_decay == 1e-5
+    assert code.finetune_scale.Aachen == dict(epochs=50, lr=1e-3)
+    for name in ('MatSSL', 'MoCoV2', 'DenseCL'):
+        method = build_method(code, name)
+        (schedule,) = method.param_scheduler(100)
+        assert schedule['eta_min'] == 0.0 and schedule['convert_to_iter_based'] is False
+        assert type(method.view_transform(224).transforms[0]).__name__ == 'Resize'
+        (schedule,) = build_method(paper, name).param_scheduler(50)
+        assert schedule['eta_min'] == 1e-4 and schedule['convert_to_iter_based'] is True
+    assert not {j.key for j in expand(paper)} & {j.key for j in expand(code)}
