@@ -153,3 +153,14 @@ def audit_pool(candidates: Sequence[IndexedImage], protected: Sequence[IndexedIm
 def materialise(audit: PoolAudit) -> list[UnlabeledImage]:
     """The kept images, loaded (the audit itself holds fingerprints only)."""
     return [UnlabeledImage(im.name, im.load(), overlap=im.overlap) for im in audit.kept]
+
+
+def table_note(pretraining_records: Sequence[dict]) -> str:
+    """A table's note when some pool was built without near-copy exclusion."""
+    off = sorted({r.get('pretrain_set') or '?' for r in pretraining_records
+                  if r.get('status') == 'finished' and 'duplicate_threshold' in r
+                  and r['duplicate_threshold'] is None})
+    if not off:
+        return ''
+    return (f'Pretraining pools {", ".join(off)} excluded test images by name only '
+            '(duplicate_threshold=None: near-copies kept)')

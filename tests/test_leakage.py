@@ -134,3 +134,11 @@ def test_ebc1_folders_hold_every_ebc3_test_image(tmp_path, shared_data):
     test_names = set(MICROGRAPH_SETS.build(ebc3).test_image_names())
     assert test_names and {e['matches'] for e in report['pools']['B']['excluded']} == test_names
     assert all(e['score'] >= 0.95 for e in report['pools']['B']['excluded'])
+
+
+def test_tables_say_when_near_copy_exclusion_was_off(tmp_path):
+    from matssl_bench.leakage import table_note
+    records = [dict(stage='pretrain', status='finished', pretrain_set='B', duplicate_threshold=None),
+               dict(stage='pretrain', status='finished', pretrain_set='C', duplicate_threshold=0.95)]
+    assert 'B excluded test images by name only' in table_note(records)
+    assert table_note(records[1:]) == '' and table_note([]) == ''
