@@ -7,6 +7,7 @@ register in ``MICROGRAPH_SETS``. Images are ``HxWx3 uint8`` arrays, masks
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -68,6 +69,11 @@ class MicrographSet:
     def check_split(self, split: str) -> None:
         if split not in self.splits:
             raise DataError(f'{self.name}: no split {split!r}; it has {", ".join(self.splits)}')
+
+    @classmethod
+    def manifest_file(cls, cfg: dict) -> Optional[Path]:
+        """Where a prepared copy of ``cfg``'s data keeps its manifest (None: not file based)."""
+        return Path(cfg['root']) / 'manifest.json' if cfg.get('root') else None
 
     def meta(self) -> dict:
         return dict(name=self.name, classes=list(self.classes),

@@ -95,8 +95,10 @@ class SSLMethod(PretrainingMethod):
         return dict(type='OptimWrapper', optimizer=dict(self.hparams['optimizer']))
 
     def param_scheduler(self, epochs: int) -> list:
+        # stepped per iteration; ``schedule_per_epoch=True`` steps per epoch (the authors' code)
         return [dict(type='CosineAnnealingLR', T_max=epochs, eta_min=self.hparams['min_lr'],
-                     by_epoch=True, begin=0, end=epochs, convert_to_iter_based=True)]
+                     by_epoch=True, begin=0, end=epochs,
+                     convert_to_iter_based=not self.hparams.get('schedule_per_epoch', False))]
 
     def export_encoder(self, model: BaseModel) -> EncoderState:
         """The trained ResNet's tensors with torchvision names; default: ``model.backbone``."""

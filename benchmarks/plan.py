@@ -15,6 +15,8 @@ from typing import Iterable, Optional
 
 from mmengine.config import Config
 
+from .code_digest import method_code_digest
+from .data_sources import manifest_hashes, protected_splits
 from .errors import BenchmarkError
 from .method_api import PretrainingMethod
 from .precision import check_precision
@@ -118,6 +120,8 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
         if not (_selected(row['method'], methods) and _selected(row['finetune'], datasets)):
             continue
         method = build_method(suite, row['method'])
+        # the code defining the method: editing its plugin reruns its jobs
+        code = method_code_digest(type(method))
         finetune_cfg = suite.finetune_sets[row['finetune']]
         finetune_scale = {**scale['finetune'],
                           **suite.get('finetune_scale', {}).get(row['finetune'], {})}
@@ -128,10 +132,15 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
             pretrain_set = None
             if method.needs_pretraining:
                 pretrain_set = row['pretrain']
+                excluded_sets = [suite.finetune_sets[n] for n in test_sets]
                 spec = dict(method=method.config(), pretrain_set=pretrain_set,
                             sources=suite.pretrain_sets[pretrain_set],
-                            exclude_test_images_of=[suite.finetune_sets[n] for n in test_sets],
-                            arch=arch, scale=scale['pretrain'], seed=seed)
+                            exclude_test_images_of=excluded_sets,
+                            exclude_splits=list(protected_splits(suite.protocol)),
+                            duplicate_threshold=suite.get('duplicate_threshold', 0.95),
+                            data_manifests=manifest_hashes(
+                                list(suite.pretrain_sets[pretrain_set]) + excluded_sets),
+                            method_code=code, arch=arch, scale=scale['pretrain'], seed=seed)
                 pretrain_key = config_key(spec)
                 if pretrain_key not in pretrain_jobs:
                     job = Job('pretrain', pretrain_key, row['method'], pretrain_set, None, seed,
@@ -140,7 +149,8 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                     jobs.append(job)
             spec = dict(method=method.config(), pretrain_key=pretrain_key,
                         finetune_set=row['finetune'], data=finetune_cfg, arch=arch,
-                        scale=finetune_scale, protocol=suite.protocol, seed=seed)
+                        scale=finetune_scale, protocol=suite.protocol, seed=seed,
+                        data_manifests=manifest_hashes([finetune_cfg]), method_code=code)
             jobs.append(Job('finetune', config_key(spec), row['method'], pretrain_set,
                             row['finetune'], seed, spec, depends_on=pretrain_key,
                             row=dict(row, index=index),

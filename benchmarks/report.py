@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from . import leakage
 from .figures import prediction_overlays, validation_curves
 from .records import RecordStore, write_json_atomic
 from .tables import finetune_table, per_class_table, quoted_table, write_table
@@ -36,6 +37,8 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, lis
             table = quoted_table(table, meta['quoted'], name)
         if meta.get('notes'):
             title += f". {meta['notes']}"
+        if leakage.table_note(pretraining):
+            title += f'. {leakage.table_note(pretraining)}'
         written[name] = write_table(table, out_dir, name, title)
         rows = [r for r in records if r.get('row', {}).get('table', 'table4') == name]
         written[f'{name}_per_class'] = write_table(

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from . import stages
 from .data_api import MicrographSet
-from .data_sources import build_micrograph_set, build_pool
+from .data_sources import build_audited_pool, build_micrograph_set
 from .encoders import read_state_dict
 from .errors import EncoderMismatchError, MissingResourceError
 from .locks import JobLock
@@ -174,12 +174,18 @@ class SuiteRunner:
     def _pretrain(self, job: Job) -> dict:
         start = time.time()
         method = self._method(job.method)
-        pool, excluded = build_pool(job.spec['sources'], job.spec['exclude_test_images_of'])
+        pool, audit = build_audited_pool(job.spec['sources'], job.spec['exclude_test_images_of'],
+                                         self.suite.protocol,
+                                         job.spec.get('duplicate_threshold', 0.95))
         encoder, history = stages.pretrain(method, pool, job.spec['arch'], job.spec['scale'],
                                            job.seed, self.run_dir(job), self.launcher)
         record = dict(self._base_record(job), status='finished',
                       encoder=str(self.encoder_path(job.key).relative_to(self.work_dir)),
-                      pool_size=len(pool), excluded_test_images=excluded, history=history,
+                      pool_size=len(pool), excluded=audit.excluded,
+                      excluded_test_images=len(audit.excluded),
+                      duplicates_dropped=audit.duplicates,
+                      duplicate_threshold=audit.threshold, history=history,
+                      sync_bn=stages.uses_sync_bn(job.spec['scale'], self.launcher),
                       precision=resolve_precision(job.spec['scale'].get('precision')),
                       versions=environment_versions(), wall_time_s=time.time() - start,
                       world_size=self.world_size)
@@ -205,13 +211,15 @@ class SuiteRunner:
         data = build_micrograph_set(job.spec['data'], job.spec['protocol'])
         selection, metric_cfg = selection_and_metric(data, job.spec['protocol'])
         arch, scale = job.spec['arch'], job.spec['scale']
+        batches: dict = {}
         weights, history = stages.finetune(encoder, source, data, selection, arch, scale,
                                            job.seed, self.run_dir(job), self.launcher,
-                                           metric_cfg)
+                                           metric_cfg, report=batches)
         previews = self.run_dir(job) / 'test_previews.npz'
         metrics = stages.evaluate(weights, data, 'test', arch, scale, metric_cfg, previews)
         record = dict(self._base_record(job), status='finished', selection_split=selection,
                       metric=metric_cfg, test=metrics, history=history,
+                      dropped_last_batch=batches.get('dropped_last_batch', False),
                       precision=resolve_precision(scale.get('precision')),
                       predictions=str(previews.relative_to(self.work_dir)),
                       dataset_meta=data.meta(), weights=str(weights.relative_to(self.work_dir)),

@@ -93,6 +93,15 @@ def _per_rank_batch(total: int, dataset_size: int) -> int:
     return max(1, min(total, dataset_size) // world)
 
 
+def drops_single_sample_batch(num_samples: int, batch_size: int) -> bool:
+    """Whether a rank's last training batch would hold one sample: batch-norm statistics
+    of a single patch (an error where a feature map is 1x1). Only then is the last
+    batch dropped; otherwise it is kept, as the authors' loader does (drop_last False)."""
+    world = get_dist_info()[1]
+    per_rank = -(-num_samples // world)  # DefaultSampler pads every rank to the same count
+    return per_rank > batch_size and per_rank % batch_size == 1
+
+
 def dataloader_cfg(dataset, batch_size: int, num_workers: int, shuffle: bool,
                    drop_last: bool) -> dict:
     """The mmengine dataloader config every stage uses (perf.py measures the same one)."""
@@ -131,6 +140,20 @@ def _runner_common(run_dir: Path, seed: int, launcher: str, description: str,
     )
 
 
+def uses_sync_bn(scale: dict, launcher: str) -> bool:
+    """Whether an SSL stage synchronises batch norm over ranks (``sync_bn`` in the
+    pretraining scale; default: on whenever a launcher runs several CUDA processes), so
+    that a multi-GPU run normalises over the global batch as a one-GPU run does."""
+    distributed = launcher != 'none' and get_dist_info()[1] > 1
+    asked = scale.get('sync_bn')
+    if asked is None:
+        return distributed and torch.cuda.is_available()
+    if asked and distributed and not torch.cuda.is_available():
+        raise ValueError('sync_bn=True needs CUDA devices (torch\'s SyncBatchNorm has no CPU '
+                         'kernel); set sync_bn=False in the pretraining scale to run on CPUs')
+    return bool(asked) and distributed
+
+
 def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, scale: dict,
              seed: int, run_dir: Path, launcher: str = 'none') -> tuple[EncoderState, list[dict]]:
     """Train ``method`` self-supervised on patches of ``images``; return its encoder and history."""
@@ -139,6 +162,8 @@ def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, sca
     run_dir = Path(run_dir)
     set_random_seed(seed, deterministic=True)  # the model's own init is part of the run
     model = method.build_model(arch, method.initial_encoder_state(arch))
+    if uses_sync_bn(scale, launcher):
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     images = resize_items(images, factor=scale.get('rescale'))
     dataset = TwoViewPatches(images, scale['patch_size'], scale.get('overlap', 0.0),
                              method.view_transform(scale.get('crop_size', scale['patch_size'])))
@@ -157,11 +182,13 @@ def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, sca
 
 def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: MicrographSet,
              selection_split: Optional[str], arch: str, scale: dict, seed: int, run_dir: Path,
-             launcher: str = 'none', metric_cfg: Optional[dict] = None) -> tuple[Path, list[dict]]:
+             launcher: str = 'none', metric_cfg: Optional[dict] = None,
+             report: Optional[dict] = None) -> tuple[Path, list[dict]]:
     """Fine-tune U-Net++ on ``data``'s train split; keep the best epoch on ``selection_split``.
 
     Returns the path of the selected weights and the per-epoch history. With no
-    selection split the last epoch is kept.
+    selection split the last epoch is kept. ``report`` (a dict) receives
+    ``dropped_last_batch``: whether a one-sample last batch was dropped each epoch.
     """
     run_dir = Path(run_dir)
     set_random_seed(seed, deterministic=True)  # the decoder's random init is part of the run
@@ -169,6 +196,9 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
     train = _patches(data, 'train', scale)
     workers = scale.get('num_workers', 0)
     batch = _per_rank_batch(scale['batch_size'], len(train))
+    drop_last = drops_single_sample_batch(len(train), batch)
+    if report is not None:
+        report['dropped_last_batch'] = drop_last
     state_hook = RunStateHook(str(run_dir), select_metric='mIoU' if selection_split else None)
     validation = {}
     if selection_split:
@@ -179,7 +209,7 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
             val_evaluator=dict(type='PooledIoUMetric', **(metric_cfg or {})))
     runner = Runner(
         model=model,
-        train_dataloader=dataloader_cfg(train, batch, workers, True, len(train) > batch),
+        train_dataloader=dataloader_cfg(train, batch, workers, True, drop_last),
         train_cfg=dict(by_epoch=True, max_epochs=scale['epochs'],
                        val_interval=scale.get('val_interval', 1)),
         optim_wrapper=finetune_optim_wrapper(scale),

@@ -9,6 +9,8 @@ A prepared copy has one folder per subset (``<out>/EBC1`` ...).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from matssl_bench.errors import DataError
@@ -46,6 +48,10 @@ class EBC(FileMicrographSet):
 
     def prepared_dir(self):
         return self.root / self.subset
+
+    @classmethod
+    def manifest_file(cls, cfg):
+        return Path(cfg['root']) / cfg.get('subset', 'EBC1') / 'manifest.json'
 
     def convert_mask(self, mask: np.ndarray) -> np.ndarray:
         return (mask > 0).astype(np.uint8) if self.binary else mask

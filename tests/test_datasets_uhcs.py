@@ -40,7 +40,7 @@ def test_pool_drops_test_images_and_keeps_duplicates_once(tmp_path):
     names = [p.name for p in pool]
     assert len(names) == len(set(names)) == 6  # 8 micrographs minus the 2 test ones
     assert not set(names) & set(data.test_image_names())
-    assert all(p.overlap == 0.6 and p.image.shape == (H - 38, W, 3) for p in pool)
+    assert all(p.overlap == 0.6 and p.image.shape == (H, W, 3) for p in pool)  # no bar: no crop
 
 
 def test_pool_only_and_bad_fold(tmp_path):

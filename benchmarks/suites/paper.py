@@ -3,6 +3,13 @@
 # MetalDAM/, Aachen-Heerlen/, UHCS/ and EBC/; ImageNet ResNet-50 weights go in the torch cache.
 description = 'Tables 4-5 of the MatSSL paper: 9 pretraining + 17 fine-tuning jobs per seed (GPU)'
 protocol = 'published'
+# 'paper': the paper's text where it states a setting; 'authors-code' (suite
+# paper-authors-code) follows the authors' public code where it differs (README:
+# "Paper vs authors' code vs suite").
+recipe = 'paper'
+# Near-copy exclusion from pretraining pools (correlation of 32x32 grey thumbnails);
+# None: only images named like a test image are excluded.
+duplicate_threshold = 0.95
 seeds = [0]
 backbone = 'resnet50'
 ssl_init = 'imagenet'

@@ -1,0 +1,60 @@
+"""A digest of the code that defines a method, part of its job keys.
+
+Editing a method's plugin file (its loss, model, augmentation) must rerun its
+jobs rather than reuse records of the old code. The digest covers the source
+files of the method class's module, of every class in its MRO, and of the
+project or plugin modules its module imports names from (e.g. ``losses.py``
+for ``nt_xent``, ``encoders.py``). Installed libraries (site-packages) and the
+standard library are left out: their versions are in every record instead.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import sys
+import sysconfig
+from pathlib import Path
+from types import ModuleType
+from typing import Optional
+
+_LIBRARY_DIRS = tuple(str(Path(p).resolve()) for p in
+                      {sysconfig.get_paths()['stdlib'], sysconfig.get_paths()['purelib'],
+                       sysconfig.get_paths()['platlib']})
+
+
+def _own_source_file(module: Optional[ModuleType]) -> Optional[Path]:
+    """The module's .py file, or None for installed libraries, builtins and the stdlib."""
+    if module is None:
+        return None
+    try:
+        path = inspect.getsourcefile(module)
+    except TypeError:
+        return None
+    if path is None:
+        return None
+    resolved = str(Path(path).resolve())
+    if any(resolved.startswith(d) for d in _LIBRARY_DIRS) or 'site-packages' in resolved:
+        return None
+    return Path(resolved)
+
+
+def method_source_files(cls: type) -> list[Path]:
+    """Source files that define ``cls``: see the module docstring."""
+    modules = [sys.modules.get(c.__module__) for c in cls.__mro__ if c is not object]
+    home = sys.modules.get(cls.__module__)
+    if home is not None:
+        for value in vars(home).values():
+            owner = value if isinstance(value, ModuleType) else sys.modules.get(
+                getattr(value, '__module__', None) or '')
+            modules.append(owner)
+    files = {f for f in map(_own_source_file, modules) if f is not None}
+    return sorted(files)
+
+
+def method_code_digest(cls: type) -> str:
+    """sha256 (16 hex digits) over the sources of :func:`method_source_files`, read from disk."""
+    digest = hashlib.sha256()
+    for path in method_source_files(cls):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
