@@ -117,6 +117,9 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                           **suite.get('finetune_scale', {}).get(row['finetune'], {})}
         check_precision(finetune_scale.get('precision'),
                         f'suite {suite.suite_name}: fine-tuning on {row["finetune"]}')
+        # sha256 of the weight files the method starts from: replacing a file reruns its jobs
+        weights = method.weights_sha256(arch)
+        provenance = dict(weights_sha256=weights) if weights else {}
         for seed in seeds:
             pretrain_key = None
             pretrain_set = None
@@ -125,7 +128,7 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                 spec = dict(method=method.config(), pretrain_set=pretrain_set,
                             sources=suite.pretrain_sets[pretrain_set],
                             exclude_test_images_of=[suite.finetune_sets[n] for n in test_sets],
-                            arch=arch, scale=scale['pretrain'], seed=seed)
+                            arch=arch, scale=scale['pretrain'], seed=seed, **provenance)
                 pretrain_key = config_key(spec)
                 if pretrain_key not in pretrain_jobs:
                     job = Job('pretrain', pretrain_key, row['method'], pretrain_set, None, seed,
@@ -134,7 +137,7 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                     jobs.append(job)
             spec = dict(method=method.config(), pretrain_key=pretrain_key,
                         finetune_set=row['finetune'], data=finetune_cfg, arch=arch,
-                        scale=finetune_scale, protocol=suite.protocol, seed=seed)
+                        scale=finetune_scale, protocol=suite.protocol, seed=seed, **provenance)
             jobs.append(Job('finetune', config_key(spec), row['method'], pretrain_set,
                             row['finetune'], seed, spec, depends_on=pretrain_key,
                             row=dict(row, index=index),

@@ -161,7 +161,8 @@ class SuiteRunner:
         method = self._method(job.method)
         return dict(stage=job.stage, key=job.key, suite=self.suite.suite_name,
                     method=job.method, method_label=method.name,
-                    encoder_init=method.init, pretrain_set=job.pretrain_set,
+                    encoder_init=method.init, encoder_init_variant=method.init_label(job.spec['arch']),
+                    weights_sha256=job.spec.get('weights_sha256', {}), pretrain_set=job.pretrain_set,
                     dataset=job.dataset, seed=job.seed, arch=job.spec['arch'],
                     protocol=job.spec.get('protocol'), row=job.row, config=job.spec,
                     depends_on=job.depends_on)
