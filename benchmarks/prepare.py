@@ -27,6 +27,7 @@ from .errors import DataError, MissingResourceError
 from .file_sets import PREPARED_FORMAT, FileMicrographSet, safe_filename
 from .image_io import write_png
 from .patching import count_patches
+from .records import current_umask
 from .registry import MICROGRAPH_SETS
 
 PATCH = 256
@@ -121,6 +122,7 @@ def prepare(name: str, src, out, fetch: bool = False, options: Optional[dict] = 
         download(cls, src)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', suffix='.partial', dir=out.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the copy from a team
     manifests = {}
     try:
         for sub, variant_options in cls.prepare_variants:

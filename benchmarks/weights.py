@@ -217,6 +217,17 @@ def find_init_weights(init: str, arch: str, path=None, folder=None, imagenet_var
     return None
 
 
+def weight_sources(init: str, arch: str, imagenet_variant: str = 'V1',
+                   micronet_variant: str = 'micronet') -> list[tuple[str, str]]:
+    """(file name, URL) of the published files an ``init`` accepts, preferred first."""
+    if init == 'imagenet':
+        url = imagenet_weight_url(arch, imagenet_variant)
+        return [(url.rsplit('/', 1)[-1], url)]
+    if init == 'micronet':
+        return [(n, MICRONET_URL + n) for n in micronet_file_names(arch, micronet_variant)]
+    return []
+
+
 def init_label(init: str, weight_file: Optional[Path], imagenet_variant: str = 'V1',
                micronet_variant: str = 'micronet') -> str:
     """What a run started from, for records and the tables' ``SSL init`` column.
