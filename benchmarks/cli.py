@@ -10,6 +10,13 @@ from pathlib import Path
 from .errors import BenchmarkError
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog='run_benchmark.py', description=__doc__)
     p.add_argument('--suite', default='smoke', help='built-in suite name or path to a suite config')
@@ -31,6 +38,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='extra plugin module (dotted name or .py path); repeatable')
     p.add_argument('--launcher', default='none', choices=['none', 'pytorch', 'slurm', 'mpi'],
                    help='mmengine launcher for distributed runs')
+    p.add_argument('--vis-backend', default='local', choices=['local', 'tensorboard', 'wandb', 'mlflow'],
+                   help='where mmengine logs losses and validation mIoU live (local JSON files '
+                   'are always written)')
+    p.add_argument('--keep-checkpoints', action='store_true',
+                   help="keep each finished job's resume.pth (default: removed once its record "
+                   'is written)')
+    p.add_argument('--threads', type=_positive_int, metavar='N',
+                   help='torch intra-op threads and data-loader workers per process')
     return p.parse_args(argv)
 
 
@@ -96,7 +111,11 @@ def main(argv=None) -> int:
             print(format_plan(jobs, args.format))
             return 0
         work_dir = args.work_dir or Path('work_dirs') / suite.suite_name
-        runner = SuiteRunner(suite, work_dir, args.launcher)
+        if args.vis_backend != 'local':
+            from .hooks import visualizer_cfg
+            visualizer_cfg(args.vis_backend)  # a missing package stops the run before any job
+        runner = SuiteRunner(suite, work_dir, args.launcher, vis_backend=args.vis_backend,
+                             keep_checkpoints=args.keep_checkpoints, threads=args.threads)
         if runner.rank == 0:
             save_suite_meta(work_dir, suite)
         start = time.time()
