@@ -17,6 +17,7 @@ from .data_api import MicrographSet
 from .data_sources import build_micrograph_set, build_pool
 from .encoders import read_state_dict
 from .errors import MissingResourceError
+from .image_io import BIT_DEPTH_POLICY
 from .locks import JobLock
 from .plan import Job, build_method
 from .precision import resolve_precision
@@ -184,6 +185,7 @@ class SuiteRunner:
                     weights_sha256=job.spec.get('weights_sha256', {}), pretrain_set=job.pretrain_set,
                     dataset=job.dataset, seed=job.seed, arch=job.spec['arch'],
                     protocol=job.spec.get('protocol'), row=job.row, config=job.spec,
+                    image_bit_depth_policy=BIT_DEPTH_POLICY,
                     depends_on=job.depends_on)
 
     def _pretrain(self, job: Job) -> dict:
