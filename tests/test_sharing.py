@@ -79,3 +79,16 @@ def test_missing_vis_backend_package_is_one_clear_error(tmp_path):
     assert out.stderr.strip().splitlines()[-1] == (
         "error: --vis-backend wandb needs the Python package 'wandb': pip install wandb")
     assert not (tmp_path / 'w' / 'records').exists()
+
+
+def test_prepared_copies_are_readable_by_the_group(tmp_path, umask_022):
+    from _data_fakes import fake_metaldam
+    from matssl_bench.prepare import prepare
+
+    src = fake_metaldam(tmp_path / 'src', labeled=6, unlabeled=1)
+    prepare('MetalDAM', src, tmp_path / 'prep')
+    paths = [tmp_path / 'prep', *(tmp_path / 'prep').rglob('*')]
+    assert len(paths) > 10
+    for path in paths:
+        wanted = 0o755 if path.is_dir() else 0o644
+        assert _mode(path) == wanted, (path, oct(_mode(path)))
