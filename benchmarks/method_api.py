@@ -88,12 +88,8 @@ class PretrainingMethod:
         return {} if path is None else {path.name: file_sha256(path)}
 
     def init_label(self, arch: str) -> str:
-        """``imagenet-v1``, ``micronet-v1.1``, ``random``...: the tables' ``SSL init``."""
-        try:
-            path = self.weight_file(arch)
-        except MissingResourceError:
-            path = None
-        return init_label(self.init, path, self.hparams.get('imagenet_weights', 'V1'),
+        """``imagenet-v1``, ``image-micronet``, ``random``...: the tables' ``SSL init``."""
+        return init_label(self.init, self.weights_path, self.hparams.get('imagenet_weights', 'V1'),
                           self.hparams.get('micronet_variant', 'micronet'))
 
     def encoder_state(self, arch: str) -> Optional[EncoderState]:

@@ -228,25 +228,26 @@ def weight_sources(init: str, arch: str, imagenet_variant: str = 'V1',
     return []
 
 
-def init_label(init: str, weight_file: Optional[Path], imagenet_variant: str = 'V1',
+def init_label(init: str, path: Optional[os.PathLike] = None, imagenet_variant: str = 'V1',
                micronet_variant: str = 'micronet') -> str:
-    """What a run started from, for records and the tables' ``SSL init`` column.
+    """What a run starts from, for records and the tables' ``SSL init`` column.
 
-    ``imagenet-v1``, ``imagenet-v2``, ``imagenet-legacy``, ``micronet-v1.1``,
-    ``image-micronet-v1.0``, ``random``; a file given by path under another name
-    is shown by its name, e.g. ``imagenet (my_weights.pth)``.
+    ``imagenet-v1``, ``imagenet-v2``, ``imagenet-legacy``, ``micronet``,
+    ``image-micronet``, ``random``; a file given by ``path`` under another name than
+    a published one is shown by its name, e.g. ``imagenet (my_weights.pth)``. The
+    label depends on the settings only (not on which files exist), so a row keeps
+    it from a missing file to a finished run.
     """
     if init == 'imagenet':
-        known = imagenet_variant_of(weight_file.name) if weight_file is not None else None
-        if weight_file is not None and known is None:
-            return f'imagenet ({weight_file.name})'
+        known = imagenet_variant_of(Path(path).name) if path is not None else None
+        if path is not None and known is None:
+            return f'imagenet ({Path(path).name})'
         return f'imagenet-{(known[1] if known else imagenet_variant).lower()}'
     if init == 'micronet':
-        if weight_file is None:
-            return micronet_variant
-        version = re.search(r'_v(\d+(?:\.\d+)*)\.pth', weight_file.name)
-        return f'{micronet_variant}-v{version.group(1)}' if version else \
-            f'{micronet_variant} ({weight_file.name})'
+        if path is not None and Path(path).name not in {
+                n for a in LEGACY_IMAGENET_URLS for n in micronet_file_names(a, micronet_variant)}:
+            return f'{micronet_variant} ({Path(path).name})'
+        return micronet_variant
     return init
 
 

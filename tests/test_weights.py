@@ -133,8 +133,10 @@ def test_imagenet_v2_only_when_asked_for_by_name(torch_home, trust):
 def test_init_labels():
     assert METHODS.get('SupervisedImageNet')().init_label('resnet50') == 'imagenet-v1'
     assert METHODS.get('RandomInit')().init_label('resnet50') == 'random'
-    assert weights.init_label('micronet', weights.Path('resnet50_pretrained_microscopynet_v1.1.pth.tar'),
-                              micronet_variant='micronet') == 'micronet-v1.1'
+    assert METHODS.get('MicroNet')(variant='image-micronet').init_label('resnet50') == 'image-micronet'
+    assert weights.init_label('micronet', 'resnet50_pretrained_microscopynet_v1.1.pth.tar') == 'micronet'
+    assert weights.init_label('micronet', 'nasa.pth') == 'micronet (nasa.pth)'
+    assert weights.init_label('imagenet', '/x/resnet50-19c8e357.pth') == 'imagenet-legacy'
     assert weights.init_label('imagenet', weights.Path('mine.pth')) == 'imagenet (mine.pth)'
 
 
