@@ -10,6 +10,13 @@ from pathlib import Path
 from .errors import BenchmarkError
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog='run_benchmark.py', description=__doc__)
     p.add_argument('--suite', default='smoke', help='built-in suite name or path to a suite config')
@@ -34,6 +41,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--break-locks', action='store_true',
                    help='delete every job lock of the work dir first (only when you know no '
                    'other runner is alive on any host)')
+    p.add_argument('--vis-backend', default='local', choices=['local', 'tensorboard', 'wandb', 'mlflow'],
+                   help='where mmengine logs losses and validation mIoU live (local JSON files '
+                   'are always written)')
+    p.add_argument('--keep-checkpoints', action='store_true',
+                   help="keep each finished job's resume.pth (default: removed once its record "
+                   'is written)')
+    p.add_argument('--threads', type=_positive_int, metavar='N',
+                   help='torch intra-op threads and data-loader workers per process')
     return p.parse_args(argv)
 
 
@@ -115,7 +130,11 @@ def _main(argv=None) -> int:
         if args.break_locks:
             for path in break_locks(Path(work_dir) / 'locks'):
                 print(f'removed lock {path}', file=sys.stderr)
-        runner = SuiteRunner(suite, work_dir, args.launcher)
+        if args.vis_backend != 'local':
+            from .hooks import visualizer_cfg
+            visualizer_cfg(args.vis_backend)  # a missing package stops the run before any job
+        runner = SuiteRunner(suite, work_dir, args.launcher, vis_backend=args.vis_backend,
+                             keep_checkpoints=args.keep_checkpoints, threads=args.threads)
         if runner.rank == 0:
             save_suite_meta(work_dir, suite)
         start = time.time()

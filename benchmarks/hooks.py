@@ -61,6 +61,34 @@ def check_resume_checkpoint(path: Path) -> Optional[str]:
     return WEIGHTS_ONLY_SCHEME + str(path)
 
 
+# --vis-backend: mmengine's visualizer backends, and the package each needs.
+VIS_BACKENDS = dict(
+    local=('LocalVisBackend', None),
+    tensorboard=('TensorboardVisBackend', 'tensorboard'),
+    wandb=('WandbVisBackend', 'wandb'),
+    mlflow=('MLflowVisBackend', 'mlflow'),
+)
+
+
+def visualizer_cfg(backend: str = 'local') -> dict:
+    """The Runner's ``visualizer`` config logging losses and validation metrics to ``backend``
+    (local JSON files are always written too); a missing package is a clear error."""
+    import importlib.util
+
+    from .errors import MissingResourceError
+
+    if backend not in VIS_BACKENDS:
+        raise ValueError(f'--vis-backend must be one of {", ".join(VIS_BACKENDS)}, got {backend!r}')
+    vis_type, package = VIS_BACKENDS[backend]
+    if package and importlib.util.find_spec(package) is None:
+        raise MissingResourceError(f'--vis-backend {backend} needs the Python package '
+                                   f'{package!r}: pip install {package}')
+    backends = [dict(type='LocalVisBackend')]
+    if backend != 'local':
+        backends.append(dict(type=vis_type))
+    return dict(type='Visualizer', vis_backends=backends)
+
+
 def _scalar(value) -> float:
     return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
 

@@ -1,7 +1,12 @@
 """Reading micrograph and mask files: the one place that opens image files.
 
 - Images (JPEG, PNG, TIFF incl. deflate/LZW) become ``HxWx3 uint8``: grayscale is
-  repeated, alpha dropped, palette expanded, 16-bit scaled down by 256.
+  repeated, alpha dropped, palette expanded; deeper images are scaled to 8 bit by
+  :data:`BIT_DEPTH_POLICY` (16-bit divided by 256, 12-bit divided by 16).
+- TIFF files are read with ``tifffile`` (microscopy's standard reader: 12/16-bit,
+  planar RGB, multi-page files, whose first page is the image); PIL reads the
+  rest, and the TIFFs tifffile cannot decode without the optional ``imagecodecs``
+  package (LZW, JPEG) or that are palette/bilevel images.
 - Masks become ``HxW uint8`` class ids: 8-bit grayscale and palette ('P') masks
   are taken as ids (the palette is only display); RGB masks are mapped through a
   colour palette and unknown colours are reported; an RGB mask with R == G == B
@@ -43,22 +48,68 @@ def _open(path: Path) -> Image.Image:
         raise DataError(f'{path}: cannot decode image ({err})') from None
 
 
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
+# How images deeper than 8 bit become uint8 (recorded in every data set's meta, hence in
+# every fine-tuning record). Integer images: stored in 16 bits (any integer type wider than
+# 8 bits) and a maximum of 4096 or more -> divided by 256; BitsPerSample 12, or a maximum
+# below 4096 -> 12-bit data (the usual camera depth) divided by 16. The rule is per image:
+# a 16-bit image that is genuinely darker than 1/16 of full scale is brightened 16x.
+BIT_DEPTH_POLICY = ('8-bit as is; 12-bit (TIFF BitsPerSample 12, or integer data wider than '
+                    '8 bit whose maximum is below 4096) divided by 16; other 16-bit integer '
+                    'divided by 256; float in [0, 1] times 255, else clipped to 0-255')
+TWELVE_BIT_LIMIT = 4096
+
+
+def _to_uint8(arr: np.ndarray, bits: Optional[int] = None) -> np.ndarray:
+    """``arr`` scaled to uint8 by :data:`BIT_DEPTH_POLICY`; ``bits``: the file's declared depth."""
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == bool:
         return arr.astype(np.uint8) * 255
-    if arr.dtype == np.uint16 or (arr.dtype.kind in 'iu' and arr.max(initial=0) > 255):
-        return (arr.astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8)
+    if arr.dtype.kind in 'iu' and (arr.dtype.itemsize > 1 or arr.max(initial=0) > 255):
+        arr = arr.astype(np.int64).clip(0, None)
+        shift = 4 if bits == 12 or (bits in (None, 16) and arr.max(initial=0) < TWELVE_BIT_LIMIT) \
+            else 8
+        return (arr >> shift).clip(0, 255).astype(np.uint8)
     if arr.dtype.kind == 'f':
         top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
         return (arr / top * 255.0).round().clip(0, 255).astype(np.uint8)
     return arr.clip(0, 255).astype(np.uint8)
 
 
+def _read_tiff(path: Path) -> Optional[np.ndarray]:
+    """The first page of a TIFF as uint8 (H, W) or (H, W, C) by tifffile; None where PIL
+    should read it (palette or bilevel pages, codecs that need ``imagecodecs``)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            if page.photometric in (tifffile.PHOTOMETRIC.PALETTE,) or page.bitspersample == 1:
+                return None
+            try:
+                arr = page.asarray()
+            except ValueError as err:
+                if 'imagecodecs' in str(err):
+                    return None
+                raise
+            bits = page.bitspersample
+    except FileNotFoundError:
+        raise DataError(f'{path}: file not found') from None
+    except (tifffile.TiffFileError, ValueError, OSError, IndexError) as err:
+        raise DataError(f'{path}: cannot decode image ({err})') from None
+    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # planar (separate) RGB
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        arr = arr[..., :-1] if arr.shape[2] == 4 else arr[..., 0]  # drop alpha
+    return _to_uint8(arr, bits)
+
+
 def read_image(path) -> np.ndarray:
     """An image file as ``HxWx3 uint8``."""
     path = Path(path)
+    arr = _read_tiff(path) if path.suffix.lower() in ('.tif', '.tiff') else None
+    if arr is not None:
+        return _as_rgb(arr, path)
     img = _open(path)
     if img.mode in ('RGB', 'L'):
         arr = np.asarray(img)
@@ -66,6 +117,10 @@ def read_image(path) -> np.ndarray:
         arr = _to_uint8(np.asarray(img))
     else:  # RGBA, LA, P, CMYK, 1, ...: let PIL drop alpha / expand the palette
         arr = np.asarray(img.convert('RGB'))
+    return _as_rgb(arr, path)
+
+
+def _as_rgb(arr: np.ndarray, path: Path) -> np.ndarray:
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] != 3:

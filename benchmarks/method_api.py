@@ -9,6 +9,7 @@ mmengine's Runner. Methods without one (ImageNet, random init) subclass
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -16,7 +17,9 @@ from mmengine.model import BaseModel
 
 from .encoders import encoder_state_of
 from .ssl_transforms import simclr_view_transform
-from .weights import load_imagenet_encoder, load_micronet_encoder
+from .errors import MissingResourceError
+from .weights import (IMAGENET_VARIANTS, file_sha256, find_init_weights, init_label,
+                      load_imagenet_encoder, load_micronet_encoder)
 
 EncoderState = dict[str, torch.Tensor]
 INITS = ('imagenet', 'micronet', 'random')
@@ -29,7 +32,9 @@ class PretrainingMethod:
     weights (hparam ``micronet_variant``: ``micronet`` or ``image-micronet``);
     ``random``: none. Weight files are read from ``weights_path``, else looked
     up by their published names in the hparam ``weights_dir``,
-    ``$MATSSL_WEIGHTS`` and the torch cache (see ``weights.py``).
+    ``$MATSSL_WEIGHTS`` and the torch cache (see ``weights.py``). The hparam
+    ``imagenet_weights`` picks torchvision's variant: ``V1`` (default), ``V2`` or
+    ``legacy``; no other variant is ever substituted.
     """
 
     needs_pretraining = False
@@ -39,6 +44,10 @@ class PretrainingMethod:
     def __init__(self, init: str = 'imagenet', weights_path: Optional[str] = None, **hparams: Any):
         if init not in INITS:
             raise ValueError(f'{type(self).__name__}: init must be one of {INITS}, got {init!r}')
+        variant = hparams.get('imagenet_weights', 'V1')
+        if variant not in IMAGENET_VARIANTS:
+            raise ValueError(f'{type(self).__name__}: imagenet_weights must be one of '
+                             f'{", ".join(IMAGENET_VARIANTS)}, got {variant!r}')
         self.init = init
         self.weights_path = weights_path
         self.hparams = hparams
@@ -56,11 +65,32 @@ class PretrainingMethod:
         """The encoder the method starts from: published weights, or None for random init."""
         folder = self.hparams.get('weights_dir')
         if self.init == 'imagenet':
-            return load_imagenet_encoder(arch, self.weights_path, folder)
+            return load_imagenet_encoder(arch, self.weights_path, folder,
+                                         self.hparams.get('imagenet_weights', 'V1'))
         if self.init == 'micronet':
             return load_micronet_encoder(arch, self.hparams.get('micronet_variant', 'micronet'),
                                          self.weights_path, folder)
         return None
+
+    def weight_file(self, arch: str) -> Optional[Path]:
+        """The weight file the method starts from (None for random init); raises if missing."""
+        return find_init_weights(self.init, arch, self.weights_path, self.hparams.get('weights_dir'),
+                                 self.hparams.get('imagenet_weights', 'V1'),
+                                 self.hparams.get('micronet_variant', 'micronet'))
+
+    def weights_sha256(self, arch: str) -> dict[str, str]:
+        """{file name: sha256} of the weight files a run starts from, for records and cache
+        keys; empty for random init or while the file is missing (the run then stops on it)."""
+        try:
+            path = self.weight_file(arch)
+        except MissingResourceError:
+            return {}
+        return {} if path is None else {path.name: file_sha256(path)}
+
+    def init_label(self, arch: str) -> str:
+        """``imagenet-v1``, ``image-micronet``, ``random``...: the tables' ``SSL init``."""
+        return init_label(self.init, self.weights_path, self.hparams.get('imagenet_weights', 'V1'),
+                          self.hparams.get('micronet_variant', 'micronet'))
 
     def encoder_state(self, arch: str) -> Optional[EncoderState]:
         """For methods without pretraining: the encoder handed to fine-tuning."""

@@ -127,6 +127,9 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                           **suite.get('finetune_scale', {}).get(row['finetune'], {})}
         check_precision(finetune_scale.get('precision'),
                         f'suite {suite.suite_name}: fine-tuning on {row["finetune"]}')
+        # sha256 of the weight files the method starts from: replacing a file reruns its jobs
+        weights = method.weights_sha256(arch)
+        provenance = dict(weights_sha256=weights) if weights else {}
         for seed in seeds:
             pretrain_key = None
             pretrain_set = None
@@ -140,7 +143,8 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                             duplicate_threshold=suite.get('duplicate_threshold', 0.95),
                             data_manifests=manifest_hashes(
                                 list(suite.pretrain_sets[pretrain_set]) + excluded_sets),
-                            method_code=code, arch=arch, scale=scale['pretrain'], seed=seed)
+                            method_code=code, arch=arch, scale=scale['pretrain'], seed=seed,
+                            **provenance)
                 pretrain_key = config_key(spec)
                 if pretrain_key not in pretrain_jobs:
                     job = Job('pretrain', pretrain_key, row['method'], pretrain_set, None, seed,
@@ -150,7 +154,8 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
             spec = dict(method=method.config(), pretrain_key=pretrain_key,
                         finetune_set=row['finetune'], data=finetune_cfg, arch=arch,
                         scale=finetune_scale, protocol=suite.protocol, seed=seed,
-                        data_manifests=manifest_hashes([finetune_cfg]), method_code=code)
+                        data_manifests=manifest_hashes([finetune_cfg]), method_code=code,
+                        **provenance)
             jobs.append(Job('finetune', config_key(spec), row['method'], pretrain_set,
                             row['finetune'], seed, spec, depends_on=pretrain_key,
                             row=dict(row, index=index),

@@ -19,7 +19,6 @@ import re
 import shutil
 import socket
 import tempfile
-import urllib.request
 import warnings
 import zipfile
 from pathlib import Path
@@ -30,6 +29,7 @@ from .file_sets import PREPARED_FORMAT, FileMicrographSet, safe_filename
 from .locks import _alive
 from .image_io import write_png
 from .patching import count_patches
+from .records import current_umask
 from .registry import MICROGRAPH_SETS
 
 PATCH = 256
@@ -55,24 +55,50 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(cls: type, src: Path) -> None:
-    """Fetch and unpack ``cls.download_url`` into ``src``; offline, say where to put it by hand."""
+def download(cls: type, src: Path, archive_sha256: Optional[str] = None) -> None:
+    """Fetch ``cls.download_url`` (a pinned archive), check its sha256 and unpack it into ``src``.
+
+    The hash is ``cls.download_sha256`` or ``archive_sha256``; with neither, nothing is
+    downloaded (an unverified archive could be anything). ``cls.download_subdir`` names
+    the archive's folder that becomes ``src``. Offline, or without a direct archive, the
+    error names the URL and the folder to unpack into by hand; a failure leaves no ``src``.
+    """
+    from torch.hub import download_url_to_file  # writes a temporary file, checks the hash
+
     url = cls.download_url
     by_hand = f'{cls.download_note} {src}'
     if not url or not url.endswith('.zip'):
         raise MissingResourceError(f'{url}: no direct archive to fetch; {by_hand}')
-    src.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.zip', dir=src.parent)
-    os.close(fd)
+    expected = (archive_sha256 or getattr(cls, 'download_sha256', None) or '').lower()
+    if not re.fullmatch(r'[0-9a-f]{64}', expected):
+        raise MissingResourceError(
+            f'{url}: no sha256 is pinned for this archive, so it is not downloaded unverified; '
+            f'{by_hand} yourself, or pass --sha256 with the archive\'s full sha256')
+    src.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f'.{src.name}.', suffix='.download', dir=src.parent))
     try:
-        with urllib.request.urlopen(url, timeout=30) as response, open(tmp, 'wb') as f:
-            shutil.copyfileobj(response, f)
-        with zipfile.ZipFile(tmp) as archive:
-            archive.extractall(src)
-    except (OSError, zipfile.BadZipFile) as err:
-        raise MissingResourceError(f'{url}: download failed ({err}); {by_hand}') from None
+        archive = work / 'archive.zip'
+        try:
+            download_url_to_file(url, str(archive), hash_prefix=expected, progress=False)
+        except RuntimeError as err:  # 'invalid hash value (expected ..., got ...)'
+            raise MissingResourceError(f'{url}: downloaded archive rejected, {err}; '
+                                       f'nothing was written to {src}') from None
+        except OSError as err:  # offline, unreachable, not found
+            reason = getattr(err, 'reason', err)
+            raise MissingResourceError(f'{url}: download failed ({reason}); {by_hand}') from None
+        try:
+            with zipfile.ZipFile(archive) as zipped:
+                zipped.extractall(work / 'unpacked')
+        except (OSError, zipfile.BadZipFile) as err:
+            raise MissingResourceError(f'{url}: cannot unpack the archive ({err}); {by_hand}') from None
+        subdir = getattr(cls, 'download_subdir', None)
+        found = (sorted((work / 'unpacked').rglob(subdir)) if subdir else [work / 'unpacked'])
+        if not found or not found[0].is_dir():
+            raise MissingResourceError(f'{url}: the archive has no {subdir}/ folder; {by_hand}')
+        os.chmod(found[0], 0o777 & ~current_umask())
+        os.replace(found[0], src)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def output_stem(name: str) -> str:
@@ -144,18 +170,20 @@ def _write_variant(data: FileMicrographSet, folder: Path) -> dict:
         sizes={str(p.relative_to(folder)): p.stat().st_size for p in files})
 
 
-def prepare(name: str, src, out, fetch: bool = False, options: Optional[dict] = None) -> dict:
+def prepare(name: str, src, out, fetch: bool = False, options: Optional[dict] = None,
+            archive_sha256: Optional[str] = None) -> dict:
     """Prepare data set ``name`` from ``src`` into ``out``; returns {variant: manifest}."""
     cls = reader_class(name)
     src, out = Path(src), Path(out)
     if out.exists():
         raise DataError(f'{out}: already exists; remove it or choose another --out')
     if fetch and not src.is_dir():
-        download(cls, src)
+        download(cls, src, archive_sha256)
     out.parent.mkdir(parents=True, exist_ok=True)
     clear_stale_partials(out)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.{socket.gethostname()}-{os.getpid()}.',
                                 suffix='.partial', dir=out.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the copy from a team
     manifests = {}
     try:
         for sub, variant_options in cls.prepare_variants:

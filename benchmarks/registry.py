@@ -23,3 +23,24 @@ DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
 METRICS = Registry('metric', parent=MMENGINE_METRICS, scope=SCOPE,
                    locations=['matssl_bench.metrics'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['matssl_bench.hooks'])
+
+# Every other mmengine registry gets a child in this scope too, at the first Runner (so that
+# children the suite's modules define themselves, e.g. precision.OPTIM_WRAPPERS, come first).
+# Without one, each Runner building its visualizer, loops, optimiser, sampler... under
+# default_scope='matssl_bench' logs "Failed to search registry with scope "matssl_bench""
+# once per object and job; the children hold nothing, so lookups fall through to mmengine's.
+_INHERITED = ('DATA_SAMPLERS', 'EVALUATOR', 'FUNCTIONS', 'INFERENCERS', 'LOG_PROCESSORS',
+              'LOOPS', 'MODEL_WRAPPERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
+              'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'RUNNERS', 'RUNNER_CONSTRUCTORS',
+              'STRATEGIES', 'TASK_UTILS', 'TRANSFORMS', 'VISBACKENDS', 'VISUALIZERS',
+              'WEIGHT_INITIALIZERS')
+
+
+def scope_mmengine_registries() -> None:
+    """Give each mmengine registry in :data:`_INHERITED` a child in this scope, if it has none."""
+    import mmengine.registry as mmengine_registry
+
+    for name in _INHERITED:
+        parent = getattr(mmengine_registry, name, None)  # an older mmengine may lack one
+        if parent is not None and SCOPE not in parent.children:
+            Registry(parent.name, parent=parent, scope=SCOPE)

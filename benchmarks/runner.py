@@ -17,6 +17,7 @@ from .data_api import MicrographSet
 from .data_sources import build_audited_pool, build_micrograph_set
 from .encoders import read_state_dict
 from .errors import EncoderMismatchError, MissingResourceError
+from .image_io import BIT_DEPTH_POLICY
 from .locks import JobLock
 from .plan import Job, build_method
 from .precision import resolve_precision
@@ -64,10 +65,18 @@ class SuiteRunner:
 
     poll_seconds = float(os.environ.get('MATSSL_POLL_SECONDS', 10))
 
-    def __init__(self, suite: Config, work_dir: Path, launcher: str = 'none'):
+    def __init__(self, suite: Config, work_dir: Path, launcher: str = 'none',
+                 vis_backend: str = 'local', keep_checkpoints: bool = False,
+                 threads: Optional[int] = None):
         self.suite = suite
         self.work_dir = Path(work_dir)
         self.launcher = launcher
+        # How to run, not what: none of these is part of a job's key or changes its result.
+        self.vis_backend = vis_backend
+        self.keep_checkpoints = keep_checkpoints
+        self.threads = threads
+        if threads is not None:
+            torch.set_num_threads(threads)
         if launcher != 'none' and not is_distributed():
             init_distributed(launcher)
         self.store = RecordStore(self.work_dir)
@@ -154,6 +163,17 @@ class SuiteRunner:
             if self.rank == 0:
                 lock.release()
 
+    def _scale(self, scale: dict) -> dict:
+        """A stage's scale with ``--threads`` as its data-loader workers (the key keeps the
+        suite's value: workers change speed, not results)."""
+        return scale if self.threads is None else dict(scale, num_workers=self.threads)
+
+    def _drop_resume_checkpoint(self, job: Job) -> None:
+        """A finished job keeps its record, encoder or selected weights and previews; its
+        resume checkpoint (model, optimiser and RNG states) only served interruptions."""
+        if self.rank == 0 and not self.keep_checkpoints:
+            (self.run_dir(job) / 'resume.pth').unlink(missing_ok=True)
+
     def _unavailable(self, job: Job, reason: str, blocked: bool = False) -> Outcome:
         """Recorded so tables can say why, but never treated as cached: the next run retries."""
         record = dict(self._base_record(job), status='unavailable', reason=reason)
@@ -166,9 +186,11 @@ class SuiteRunner:
         method = self._method(job.method)
         return dict(stage=job.stage, key=job.key, suite=self.suite.suite_name,
                     method=job.method, method_label=method.name,
-                    encoder_init=method.init, pretrain_set=job.pretrain_set,
+                    encoder_init=method.init, encoder_init_variant=method.init_label(job.spec['arch']),
+                    weights_sha256=job.spec.get('weights_sha256', {}), pretrain_set=job.pretrain_set,
                     dataset=job.dataset, seed=job.seed, arch=job.spec['arch'],
                     protocol=job.spec.get('protocol'), row=job.row, config=job.spec,
+                    image_bit_depth_policy=BIT_DEPTH_POLICY,
                     depends_on=job.depends_on)
 
     def _pretrain(self, job: Job) -> dict:
@@ -177,8 +199,9 @@ class SuiteRunner:
         pool, audit = build_audited_pool(job.spec['sources'], job.spec['exclude_test_images_of'],
                                          self.suite.protocol,
                                          job.spec.get('duplicate_threshold', 0.95))
-        encoder, history = stages.pretrain(method, pool, job.spec['arch'], job.spec['scale'],
-                                           job.seed, self.run_dir(job), self.launcher)
+        encoder, history = stages.pretrain(method, pool, job.spec['arch'],
+                                           self._scale(job.spec['scale']), job.seed,
+                                           self.run_dir(job), self.launcher, self.vis_backend)
         record = dict(self._base_record(job), status='finished',
                       encoder=str(self.encoder_path(job.key).relative_to(self.work_dir)),
                       pool_size=len(pool), excluded=audit.excluded,
@@ -192,6 +215,7 @@ class SuiteRunner:
         if self.rank == 0:
             save_torch_atomic(self.encoder_path(job.key), encoder)
             self.store.put(job.stage, job.key, record)
+        self._drop_resume_checkpoint(job)
         return record
 
     def _encoder_for(self, job: Job) -> tuple[Optional[dict], str]:
@@ -210,11 +234,12 @@ class SuiteRunner:
         encoder, source = self._encoder_for(job)
         data = build_micrograph_set(job.spec['data'], job.spec['protocol'])
         selection, metric_cfg = selection_and_metric(data, job.spec['protocol'])
-        arch, scale = job.spec['arch'], job.spec['scale']
+        arch, scale = job.spec['arch'], self._scale(job.spec['scale'])
         batches: dict = {}
         weights, history = stages.finetune(encoder, source, data, selection, arch, scale,
                                            job.seed, self.run_dir(job), self.launcher,
-                                           metric_cfg, report=batches)
+                                           metric_cfg, report=batches,
+                                           vis_backend=self.vis_backend)
         previews = self.run_dir(job) / 'test_previews.npz'
         metrics = stages.evaluate(weights, data, 'test', arch, scale, metric_cfg, previews)
         record = dict(self._base_record(job), status='finished', selection_split=selection,
@@ -227,4 +252,5 @@ class SuiteRunner:
                       world_size=self.world_size)
         if self.rank == 0:
             self.store.put(job.stage, job.key, record)
+        self._drop_resume_checkpoint(job)
         return record

@@ -20,11 +20,11 @@ from mmengine.runner import Runner, set_random_seed
 from .data import SegmentationPatches, TwoViewPatches, resize_items
 from .data_api import MicrographSet, UnlabeledImage
 from .errors import DataError
-from .hooks import ProgressBarHook, RunStateHook, check_resume_checkpoint
+from .hooks import ProgressBarHook, RunStateHook, check_resume_checkpoint, visualizer_cfg
 from .method_api import EncoderState, SSLMethod
 from .precision import resolve_precision, with_precision
 from .records import atomic_write, save_torch_atomic
-from .registry import SCOPE
+from .registry import SCOPE, scope_mmengine_registries
 from .segmentation import UNetPlusPlusSegmenter
 
 
@@ -112,7 +112,8 @@ def dataloader_cfg(dataset, batch_size: int, num_workers: int, shuffle: bool,
 
 
 def _runner_common(run_dir: Path, seed: int, launcher: str, description: str,
-                   state_hook: RunStateHook) -> dict:
+                   state_hook: RunStateHook, vis_backend: str = 'local') -> dict:
+    scope_mmengine_registries()  # no per-job "Failed to search registry" warnings
     # Deterministic cuBLAS needs this set before the first CUDA matmul; harmless elsewhere.
     os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     # loaded weights-only by the suite itself; a corrupt file is set aside and the job restarts
@@ -130,6 +131,7 @@ def _runner_common(run_dir: Path, seed: int, launcher: str, description: str,
         launcher=launcher,
         default_scope=SCOPE,
         log_level='WARNING',
+        visualizer=visualizer_cfg(vis_backend),
         default_hooks=dict(checkpoint=None, logger=dict(type='LoggerHook', interval=50),
                            timer=dict(type='IterTimerHook'),
                            param_scheduler=dict(type='ParamSchedulerHook'),
@@ -155,7 +157,8 @@ def uses_sync_bn(scale: dict, launcher: str) -> bool:
 
 
 def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, scale: dict,
-             seed: int, run_dir: Path, launcher: str = 'none') -> tuple[EncoderState, list[dict]]:
+             seed: int, run_dir: Path, launcher: str = 'none',
+             vis_backend: str = 'local') -> tuple[EncoderState, list[dict]]:
     """Train ``method`` self-supervised on patches of ``images``; return its encoder and history."""
     if not images:
         raise DataError('the pretraining set is empty')
@@ -175,7 +178,8 @@ def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, sca
         train_cfg=dict(by_epoch=True, max_epochs=scale['epochs']),
         optim_wrapper=pretrain_optim_wrapper(method, batch, scale),
         param_scheduler=method.param_scheduler(scale['epochs']),
-        **_runner_common(run_dir, seed, launcher, f'pretrain {method.name}', state_hook))
+        **_runner_common(run_dir, seed, launcher, f'pretrain {method.name}', state_hook,
+                         vis_backend))
     runner.train()
     return method.export_encoder(_unwrap(runner.model)), state_hook.history
 
@@ -183,7 +187,8 @@ def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, sca
 def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: MicrographSet,
              selection_split: Optional[str], arch: str, scale: dict, seed: int, run_dir: Path,
              launcher: str = 'none', metric_cfg: Optional[dict] = None,
-             report: Optional[dict] = None) -> tuple[Path, list[dict]]:
+             report: Optional[dict] = None,
+             vis_backend: str = 'local') -> tuple[Path, list[dict]]:
     """Fine-tune U-Net++ on ``data``'s train split; keep the best epoch on ``selection_split``.
 
     Returns the path of the selected weights and the per-epoch history. With no
@@ -214,7 +219,8 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
                        val_interval=scale.get('val_interval', 1)),
         optim_wrapper=finetune_optim_wrapper(scale),
         **validation,
-        **_runner_common(run_dir, seed, launcher, f'fine-tune {run_dir.name[:8]}', state_hook))
+        **_runner_common(run_dir, seed, launcher, f'fine-tune {run_dir.name[:8]}', state_hook,
+                         vis_backend))
     runner.train()
     if not selection_split and is_main_process():
         model_state = {k: v.detach().cpu() for k, v in _unwrap(runner.model).state_dict().items()}

@@ -50,7 +50,7 @@ def _group(records: Iterable[dict]) -> list[dict]:
         if rec.get('stage') != 'finetune':
             continue
         key = (rec['dataset'], rec['method_label'], rec['pretrain_set'] or '-',
-               rec['encoder_init'], rec['protocol'])
+               rec.get('encoder_init_variant') or rec['encoder_init'], rec['protocol'])
         g = groups.setdefault(key, dict(key=key, finished=[], reasons=[], precisions=set(),
                                         row=rec.get('row', {})))
         if rec['status'] == 'finished':
@@ -84,7 +84,9 @@ def finetune_table(records: Iterable[dict], table: Optional[str] = None) -> pd.D
         note = '; '.join(sorted(set(g['reasons']))) if not g['finished'] else ''
         rows.append({
             'fine-tune set': dataset, 'method': method, 'pretrain set': pretrain,
-            'SSL init': init if pretrain != '-' else '-',
+            # rows without SSL show the variant of their published weights (imagenet-v1, ...)
+            'SSL init': init if pretrain != '-' or init not in ('random', 'imagenet', 'micronet')
+                        else '-',
             'precision': ' / '.join(sorted(g['precisions'])) or '-',
             'protocol': protocol,
             'seeds': ','.join(str(r['seed']) for r in sorted(g['finished'], key=lambda r: r['seed']))

@@ -29,8 +29,12 @@ class EBC(FileMicrographSet):
     published_selection_split = 'val'
     # Prepared copies keep the native 3-class masks; ``binary`` applies when reading.
     prepare_variants = tuple((s, dict(subset=s, binary=False)) for s in SUBSETS)
-    download_url = ('https://github.com/nasa/pretrained-microscopy-models/archive/refs/heads/'
-                    'main.zip')
+    # A commit, not a moving branch. Its sha256 is not pinned: GitHub builds these archives
+    # on request and the file could not be fetched here, so --download asks for --sha256.
+    download_url = ('https://github.com/nasa/pretrained-microscopy-models/archive/'
+                    '63ef39f50220db4c4baad8777fbf1f80d6689442.zip')
+    download_sha256 = None
+    download_subdir = 'benchmark_segmentation_data'
     download_note = 'unpack its benchmark_segmentation_data/ folder (EBC1, EBC2, EBC3) into'
 
     def __init__(self, root, subset: str = 'EBC1', binary: bool = True):

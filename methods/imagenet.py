@@ -1,4 +1,9 @@
-"""Supervised ImageNet weights (torchvision), read from the torch cache or a given path."""
+"""Supervised ImageNet weights (torchvision), read from the torch cache or a given path.
+
+``imagenet_weights='V1'`` (default), ``'V2'`` or ``'legacy'`` picks torchvision's file
+(``resnet50-0676ba61.pth``, ``resnet50-11ad3fa6.pth``, ``resnet50-19c8e357.pth``); each is
+checked against the hash in its name, and no variant ever stands in for another.
+"""
 from matssl_bench.method_api import PretrainingMethod
 from matssl_bench.registry import METHODS
 

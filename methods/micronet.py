@@ -4,7 +4,9 @@ Files as published by pretrained-microscopy-models, e.g.
 ``resnet50_pretrained_microscopynet_v1.1.pth.tar`` (``variant='micronet'``) or
 ``resnet50_pretrained_imagenet-microscopynet_v1.0.pth.tar`` (``'image-micronet'``),
 read from ``weights_path`` or found in ``weights_dir``, ``$MATSSL_WEIGHTS`` or
-``$TORCH_HOME/hub/checkpoints``.
+``$TORCH_HOME/hub/checkpoints``. No sha256 is pinned for these files yet (NASA
+publishes none): a file is checked only if ``weights.PINNED_SHA256`` names it, and its
+sha256 is recorded either way.
 """
 from matssl_bench.method_api import PretrainingMethod
 from matssl_bench.registry import METHODS

@@ -68,3 +68,35 @@ def test_size_mismatch_policy():
     assert a.shape[:2] == b.shape == (702, 1024)
     with pytest.raises(DataError, match=r'img\.jpg \(1024x703\) and gt\.png \(1024x700\)'):
         reconcile_sizes(image, np.zeros((700, 1024), np.uint8), 'img.jpg', 'gt.png')
+
+
+def test_deep_tiffs_are_scaled_to_8_bit_by_the_documented_policy(tmp_path):
+    import tifffile
+
+    from matssl_bench.image_io import BIT_DEPTH_POLICY
+
+    ramp = np.arange(12 * 16, dtype=np.uint16).reshape(12, 16)
+    sixteen = ramp * 300 + 1000                  # max 58300: 16-bit data, divided by 256
+    twelve = (ramp * 21).astype(np.uint16)       # max 4011 < 4096: 12-bit data, divided by 16
+    tifffile.imwrite(tmp_path / 's16.tif', sixteen)
+    tifffile.imwrite(tmp_path / 's12.tif', twelve)
+    tifffile.imwrite(tmp_path / 'rgb16.tiff', np.stack([sixteen] * 3), planarconfig='separate',
+                     photometric='rgb', compression='zlib')
+    tifffile.imwrite(tmp_path / 'stack.tif', np.stack([twelve, sixteen]))  # first page is read
+    assert (read_image(tmp_path / 's16.tif')[..., 0] == sixteen // 256).all()
+    assert (read_image(tmp_path / 's12.tif')[..., 2] == twelve // 16).all()
+    rgb = read_image(tmp_path / 'rgb16.tiff')
+    assert rgb.shape == (12, 16, 3) and rgb.dtype == np.uint8
+    assert (rgb[..., 1] == sixteen // 256).all()
+    assert (read_image(tmp_path / 'stack.tif')[..., 0] == twelve // 16).all()
+    assert '16-bit' in BIT_DEPTH_POLICY and '4096' in BIT_DEPTH_POLICY
+
+
+def test_lzw_and_truncated_tiffs(tmp_path):
+    grey = texture(1, 12, 16)[..., 0]
+    Image.fromarray(grey).save(tmp_path / 'lzw.tif', compression='tiff_lzw')  # read by PIL
+    assert (read_image(tmp_path / 'lzw.tif')[..., 0] == grey).all()
+    data = (tmp_path / 'lzw.tif').read_bytes()
+    (tmp_path / 'cut.tif').write_bytes(data[:40])
+    with pytest.raises(DataError, match='cut.tif'):
+        read_image(tmp_path / 'cut.tif')

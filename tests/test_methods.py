@@ -226,7 +226,7 @@ def test_a_few_steps_lower_the_fixed_batch_loss(name):
 def test_runner_keeps_the_initial_encoder(name, tmp_path, monkeypatch):
     """With a zero learning rate the exported parameters are the ImageNet file's, bit for bit."""
     torch.manual_seed(3)
-    weights = tmp_path / 'resnet18-f37072fd.pth'
+    weights = tmp_path / 'imagenet_resnet18.pth'  # no hash in the name: not checked
     reference = build_resnet('resnet18').state_dict()
     torch.save(reference, weights)
     method = METHODS.get(name)(init='imagenet', weights_path=str(weights), min_lr=0.0,

@@ -70,16 +70,32 @@ def test_identical_runs_give_identical_records(tmp_path):
     assert a['history'] == b['history']
 
 
-def test_imagenet_row_uses_weights_file_placed_in_torch_cache(tmp_path):
+def test_imagenet_row_refuses_a_mismatching_cache_file_and_records_the_weights_hash(tmp_path):
+    from matssl_bench.weights import file_sha256
+
     torch_home = tmp_path / 'torch_home'
     folder = torch_home / 'hub' / 'checkpoints'
     folder.mkdir(parents=True)
     weights = torchvision.models.resnet18().state_dict()
-    torch.save(weights, folder / 'resnet18-f37072fd.pth')
+    torch.save(weights, folder / 'resnet18-f37072fd.pth')  # not torchvision's content
     suite = write_tiny_suite(tmp_path, methods='SupervisedImageNet', epochs=1)
-    out = run_cli('--suite', str(suite), '--work-dir', str(tmp_path / 'w'),
-                  env={**os.environ, 'TORCH_HOME': str(torch_home)})
+    env = {**os.environ, 'TORCH_HOME': str(torch_home)}
+    out = run_cli('--suite', str(suite), '--work-dir', str(tmp_path / 'w'), env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     (record,) = _finetune_records(tmp_path / 'w')
+    assert record['status'] == 'unavailable'
+    assert 'resnet18-f37072fd.pth' in record['reason'] and 'expected f37072fd' in record['reason']
+
+    mine = tmp_path / 'my_resnet18.pth'
+    torch.save(weights, mine)
+    suite.write_text(suite.read_text() + f'\nmethod_cfg.update(SupervisedImageNet=dict('
+                     f'weights_path={str(mine)!r}))\n')
+    out = run_cli('--suite', str(suite), '--work-dir', str(tmp_path / 'w2'), env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (record,) = _finetune_records(tmp_path / 'w2')
     assert record['status'] == 'finished'
     assert record['encoder_init'] == 'imagenet'
+    assert record['encoder_init_variant'] == 'imagenet (my_resnet18.pth)'
+    assert record['weights_sha256'] == {'my_resnet18.pth': file_sha256(mine)}
+    table = pd.read_csv(tmp_path / 'w2' / 'tables' / 'table4.csv')
+    assert list(table['SSL init']) == ['imagenet (my_resnet18.pth)']

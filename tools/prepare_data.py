@@ -28,6 +28,9 @@ def main(argv=None) -> int:
                         help='check the sha256 of every file of a prepared copy, then exit')
     parser.add_argument('--download', action='store_true',
                         help='fetch the public archive into --src when it is missing')
+    parser.add_argument('--sha256', metavar='HEX',
+                        help='full sha256 of the archive --download fetches, where the suite '
+                        'pins none (it never unpacks an unverified archive)')
     parser.add_argument('--option', action='append', default=[], metavar='KEY=JSON',
                         help='reader option, e.g. --option seed=1 --option \'classes=["a","b"]\'')
     args = parser.parse_args(argv)
@@ -45,7 +48,8 @@ def main(argv=None) -> int:
         print(f'error: --option: {err}', file=sys.stderr)
         return 2
     try:
-        manifests = prepare(args.name, args.src, args.out, fetch=args.download, options=options)
+        manifests = prepare(args.name, args.src, args.out, fetch=args.download, options=options,
+                            archive_sha256=args.sha256)
     except BenchmarkError as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
