@@ -15,3 +15,7 @@ class DataError(BenchmarkError):
 
 class EncoderMismatchError(BenchmarkError):
     """An encoder state dict does not fit the segmentation model's encoder."""
+
+
+class ConfigError(BenchmarkError):
+    """A suite, option or plugin the user wrote is wrong (unknown key, missing key, bad value)."""
