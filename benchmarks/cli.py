@@ -31,6 +31,10 @@ class CfgOptionsAction(DictAction):
             if '=' not in item or not key or key.startswith('.') or key.endswith('.'):
                 parser.error(f'{option_string} {item!r}: expected KEY=VALUE with a dotted key, '
                              'e.g. scale.finetune.epochs=3')
+            value = item.split('=', 1)[1]
+            if value.count('[') != value.count(']') or value.count('(') != value.count(')'):
+                parser.error(f'{option_string} {item!r}: cannot parse the value (unbalanced '
+                             'brackets); lists are [a,b] or a,b, tuples (a,b)')
         try:
             super().__call__(parser, namespace, values, option_string)
         except (AssertionError, ValueError) as err:  # e.g. unbalanced brackets
