@@ -20,7 +20,8 @@ from .method_api import PretrainingMethod
 from .precision import check_precision
 from .records import config_key
 from .registry import METHODS
-from .suite_schema import resolve_method_names, unregistered_method_error, validate_suite
+from .suite_schema import (apply_defaults, resolve_method_names, unregistered_method_error,
+                           validate_suite)
 
 SUITES_DIR = Path(__file__).parent / 'suites'
 ARCH_COST = dict(resnet18=1.0, resnet34=2.0, resnet50=2.3, resnet101=4.4, resnet152=6.5)
@@ -67,6 +68,7 @@ def load_suite(name_or_path: str, cfg_options: Optional[dict] = None) -> Config:
         cfg.merge_from_dict(cfg_options)
     cfg.suite_name = cfg.get('suite_name', path.stem)
     validate_suite(cfg, f'suite {path}')
+    apply_defaults(cfg)
     return cfg
 
 

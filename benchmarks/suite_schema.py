@@ -91,6 +91,20 @@ DATASET_EXTRA_KEYS = ('type', 'protocol_options')
 POOL_SOURCE_EXTRA_KEYS = ('overlap',)
 
 
+# Keys whose default the suite loader fills in (the code reads them directly).
+FILLED_DEFAULTS = ('description', 'table', 'protocol', 'seeds', 'backbone', 'method_cfg',
+                   'pretrain_sets', 'finetune_scale', 'quoted', 'notes')
+
+
+def apply_defaults(suite) -> None:
+    """Fill the defaults of :data:`FILLED_DEFAULTS` into a validated suite config."""
+    import copy
+
+    for key in FILLED_DEFAULTS:
+        if key not in suite:
+            suite[key] = copy.deepcopy(SUITE_KEYS[key][0])
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
     return f'; did you mean {close[0]!r}?' if close else ''
