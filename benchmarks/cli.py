@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
-from .errors import BenchmarkError
+from .errors import BenchmarkError, ConfigError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -39,6 +39,22 @@ class CfgOptionsAction(DictAction):
             super().__call__(parser, namespace, values, option_string)
         except (AssertionError, ValueError) as err:  # e.g. unbalanced brackets
             parser.error(f'{option_string} {" ".join(values)!r}: cannot parse the value ({err})')
+
+
+def parse_json_options(items, flag: str = '--option') -> dict:
+    """``KEY=JSON`` items (``seed=1``, ``classes=["a","b"]``) as a dict; a malformed item is a
+    :class:`ConfigError` naming it."""
+    options = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep or not key:
+            raise ConfigError(f'{flag} {item!r}: expected KEY=JSON, e.g. {flag} seed=1')
+        try:
+            options[key] = json.loads(value)
+        except ValueError as err:
+            raise ConfigError(f'{flag} {item!r}: the value is not JSON ({err}); quote strings '
+                              f'as {key}=\'"text"\'') from None
+    return options
 
 
 def parse_args(argv=None) -> argparse.Namespace:

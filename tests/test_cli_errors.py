@@ -154,3 +154,22 @@ def test_in_a_fresh_process(tmp_path):
     assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith('error: ')
     assert "'SimSiam' is not registered" in result.stderr and result.stdout == ''
+
+
+@pytest.mark.parametrize('option,fragments', [
+    ('seed', ["--option 'seed'", 'expected KEY=JSON']),
+    ('seed=abc', ["--option 'seed=abc'", 'not JSON']),
+    ('crop_botom=0', ["UHCS has no option 'crop_botom'", "did you mean 'crop_bottom'?"]),
+])
+def test_prepare_data_option_mistakes(tmp_path, capsys, option, fragments):
+    import importlib.util
+
+    from conftest import REPO
+    spec = importlib.util.spec_from_file_location('prepare_data_tool',
+                                                  REPO / 'tools' / 'prepare_data.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    status = tool.main(['UHCS', '--src', str(tmp_path / 'src'), '--out', str(tmp_path / 'out'),
+                        '--option', option])
+    assert_one_error(status, capsys.readouterr().err, *fragments)
+    assert not (tmp_path / 'out').exists()
