@@ -96,3 +96,28 @@ def test_counts_real_metaldam(shared_data, tmp_path, capsys, monkeypatch):
     assert (job['train_images'], job['val_images'], job['test_images']) == (28, 5, 9)
     # 1/4-size images, 64-px patches: the same 245 patches as 256-px ones at full size
     assert job['patches'] == 245 and job['patches_counted'] and job['status'] == 'ready'
+
+
+def test_paper_aachen_counts_are_what_the_reader_builds(tmp_path, capsys, monkeypatch):
+    """Issue 11: with an Aachen-Heerlen folder of 1,705 images the published jobs show the
+    reader's split (the paper: 1403 train / 302 test)."""
+    import numpy as np
+    from PIL import Image
+
+    from matssl_bench.data_sources import build_micrograph_set
+    root = tmp_path / 'Aachen-Heerlen'
+    (root / 'images').mkdir(parents=True)
+    for i in range(1705):
+        Image.fromarray(np.full((8, 8), i % 256, np.uint8)).save(root / 'images' / f'a{i}.png')
+    (root / 'annotations.csv').write_text('image,polygon,x,y\n')
+    monkeypatch.setenv('MATSSL_DATA', str(tmp_path))
+    entries = json.loads(dry_run(capsys, '--suite', 'paper', '--work-dir', str(tmp_path / 'w'),
+                                 '--datasets', 'Aachen', '--methods', 'SupervisedImageNet',
+                                 '--format', 'json'))
+    [job] = entries
+    suite = load_suite('paper')
+    data = build_micrograph_set(suite.finetune_sets.Aachen, 'published')
+    expected = tuple(len(data.files[s]) for s in ('train', 'val', 'test'))
+    assert (job['train_images'], job['val_images'], job['test_images']) == expected
+    assert job['train_images'] + job['val_images'] == 1403 and job['test_images'] == 302
+    assert not any(m['kind'] == 'data' for m in job['missing'])
