@@ -144,7 +144,7 @@ def typical_sizes(cfg: dict, stage: str) -> list[tuple[int, int]]:
 def job_cost(stage: str, arch: str, scale: dict, patches: int) -> float:
     """Relative work of a job: patches x epochs x views x backbone factor x pixels per
     (cropped) patch in 64x64 units, in thousands. A ResNet-50 SSL epoch over the paper's
-    ~30,000 patches weighs as much as ~2,000 epochs of MetalDAM fine-tuning patches."""
+    ~30,000 patches at 224 px weighs as much as ~160 fine-tuning epochs on MetalDAM."""
     side = (scale.get('crop_size') or scale['patch_size']) if stage == 'pretrain' \
         else scale['patch_size']
     return (patches * scale['epochs'] * VIEWS[stage] * ARCH_COST.get(arch, 2.0)
