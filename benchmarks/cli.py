@@ -2,12 +2,59 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
 import time
+import traceback
 from pathlib import Path
 
-from .errors import BenchmarkError
+from mmengine.config import DictAction
+
+from .errors import BenchmarkError, ConfigError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one ``error: ...`` line and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f'error: {message} (see {self.prog} --help)\n')
+
+
+class CfgOptionsAction(DictAction):
+    """mmengine's ``KEY=VALUE`` action; a malformed item is a usage error naming it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for item in values or []:
+            key = item.split('=', 1)[0]
+            if '=' not in item or not key or key.startswith('.') or key.endswith('.'):
+                parser.error(f'{option_string} {item!r}: expected KEY=VALUE with a dotted key, '
+                             'e.g. scale.finetune.epochs=3')
+            value = item.split('=', 1)[1]
+            if value.count('[') != value.count(']') or value.count('(') != value.count(')'):
+                parser.error(f'{option_string} {item!r}: cannot parse the value (unbalanced '
+                             'brackets); lists are [a,b] or a,b, tuples (a,b)')
+        try:
+            super().__call__(parser, namespace, values, option_string)
+        except (AssertionError, ValueError) as err:  # e.g. unbalanced brackets
+            parser.error(f'{option_string} {" ".join(values)!r}: cannot parse the value ({err})')
+
+
+def parse_json_options(items, flag: str = '--option') -> dict:
+    """``KEY=JSON`` items (``seed=1``, ``classes=["a","b"]``) as a dict; a malformed item is a
+    :class:`ConfigError` naming it."""
+    options = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep or not key:
+            raise ConfigError(f'{flag} {item!r}: expected KEY=JSON, e.g. {flag} seed=1')
+        try:
+            options[key] = json.loads(value)
+        except ValueError as err:
+            raise ConfigError(f'{flag} {item!r}: the value is not JSON ({err}); quote strings '
+                              f'as {key}=\'"text"\'') from None
+    return options
 
 
 def _positive_int(text: str) -> int:
@@ -18,7 +65,7 @@ def _positive_int(text: str) -> int:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog='run_benchmark.py', description=__doc__)
+    p = OneLineParser(prog='run_benchmark.py', description=__doc__)
     p.add_argument('--suite', default='smoke', help='built-in suite name or path to a suite config')
     p.add_argument('--work-dir', type=Path, help='where records, checkpoints and tables go '
                    '(default: work_dirs/<suite>)')
@@ -49,6 +96,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    'is written)')
     p.add_argument('--threads', type=_positive_int, metavar='N',
                    help='torch intra-op threads and data-loader workers per process')
+    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
+                   metavar='KEY=VALUE',
+                   help='override suite settings, e.g. scale.finetune.epochs=3 '
+                   "'finetune_sets.mine.classes=[a,b]' (mmengine's DictAction)")
+    p.add_argument('--debug', action='store_true',
+                   help='show the full traceback of an error instead of one line')
     return p.parse_args(argv)
 
 
@@ -75,34 +128,52 @@ def list_registered() -> str:
     return '\n'.join(lines)
 
 
-def format_plan(jobs, fmt: str) -> str:
-    if fmt == 'json':
-        return json.dumps([j.summary() for j in jobs], indent=2)
-    lines = [f'{len(jobs)} jobs ({sum(j.stage == "pretrain" for j in jobs)} pretraining, '
-             f'{sum(j.stage == "finetune" for j in jobs)} fine-tuning)']
-    for j in jobs:
-        lines.append(f'  {j.stage:9s} {j.key} {j.method:20s} pretrain={j.pretrain_set or "-":24s}'
-                     f' finetune={j.dataset or "-":12s} seed={j.seed} cost~{j.est_cost:.1f}')
-    return '\n'.join(lines)
+def route_logs_to_stderr(stdout) -> None:
+    """mmengine's loggers write to stdout (e.g. Config's INFO line about an environment
+    variable it substituted); stdout is kept for results, so they go to stderr."""
+    from mmengine.logging import MMLogger
+
+    for logger in [MMLogger.get_current_instance(), *MMLogger._instance_dict.values()]:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.__stdout__, stdout):
+                handler.setStream(sys.stderr)
+
+
+def one_line(err: BaseException) -> str:
+    return ' '.join(str(err).split()) or type(err).__name__
 
 
 def main(argv=None) -> int:
     try:
-        return _main(argv)
+        return _parse_and_run(argv)
     except KeyboardInterrupt:
         print('error: interrupted; rerun the same command to resume', file=sys.stderr)
         return 130
 
 
-def _main(argv=None) -> int:
+def _parse_and_run(argv=None) -> int:
     args = parse_args(argv)
+    out = sys.stdout
+    try:
+        # every log line (mmengine's included) on stderr; results alone on stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            route_logs_to_stderr(out)
+            return _main(args, out)
+    except (BenchmarkError, FileNotFoundError, KeyError, ValueError) as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f'error: {one_line(err)}', file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace, out) -> int:
     from .plugins import import_user_plugin, load_builtin_plugins
 
     load_builtin_plugins()
     for plugin in args.plugin:
         import_user_plugin(plugin)
     if args.list:
-        print(list_registered())
+        print(list_registered(), file=out)
         return 0
 
     from .cli_checks import check_selection, check_work_dir, validate_args
@@ -111,44 +182,44 @@ def _main(argv=None) -> int:
     from .report import make_report, save_suite_meta
     from .runner import SuiteRunner
 
-    try:
-        suite = load_suite(args.suite)
-        if args.protocol:
-            suite.protocol = args.protocol
-        if args.precision:
-            for stage in ('pretrain', 'finetune'):
-                suite.scale[stage]['precision'] = args.precision
-        validate_args(args, suite)
-        jobs = expand(suite, seeds=args.seeds, methods=args.methods, datasets=args.datasets,
-                      rows=args.rows)
-        check_selection(jobs, args)
-        if args.dry_run:
-            print(format_plan(jobs, args.format))
-            return 0
-        work_dir = args.work_dir or Path('work_dirs') / suite.suite_name
-        check_work_dir(work_dir)
-        if args.break_locks:
-            for path in break_locks(Path(work_dir) / 'locks'):
-                print(f'removed lock {path}', file=sys.stderr)
-        if args.vis_backend != 'local':
-            from .hooks import visualizer_cfg
-            visualizer_cfg(args.vis_backend)  # a missing package stops the run before any job
-        runner = SuiteRunner(suite, work_dir, args.launcher, vis_backend=args.vis_backend,
-                             keep_checkpoints=args.keep_checkpoints, threads=args.threads)
-        if runner.rank == 0:
-            save_suite_meta(work_dir, suite)
-        start = time.time()
-        outcomes = runner.run(jobs)
-    except (BenchmarkError, FileNotFoundError, KeyError, ValueError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
+    suite = load_suite(args.suite, args.cfg_options)
+    if args.protocol:
+        suite.protocol = args.protocol
+    if args.precision:
+        for stage in ('pretrain', 'finetune'):
+            suite.scale[stage]['precision'] = args.precision
+    validate_args(args, suite)
+    jobs = expand(suite, seeds=args.seeds, methods=args.methods, datasets=args.datasets,
+                  rows=args.rows)
+    check_selection(jobs, args)
+    work_dir = args.work_dir or Path('work_dirs') / suite.suite_name
+    if args.dry_run:
+        from .dry_run import format_text, inspect_plan
+
+        entries = inspect_plan(suite, jobs, work_dir)
+        print(json.dumps(entries, indent=2) if args.format == 'json' else format_text(entries),
+              file=out)
+        return 0
+    check_work_dir(work_dir)
+    if args.break_locks:
+        for path in break_locks(Path(work_dir) / 'locks'):
+            print(f'removed lock {path}', file=sys.stderr)
+    if args.vis_backend != 'local':
+        from .hooks import visualizer_cfg
+        visualizer_cfg(args.vis_backend)  # a missing package stops the run before any job
+    runner = SuiteRunner(suite, work_dir, args.launcher, vis_backend=args.vis_backend,
+                         keep_checkpoints=args.keep_checkpoints, threads=args.threads)
+    if runner.rank == 0:
+        save_suite_meta(work_dir, suite)
+    start = time.time()
+    outcomes = runner.run(jobs)
     if runner.rank != 0:
         return 0
     written = make_report(work_dir)
     for name, paths in written.items():
         if name != 'figures':
-            print(next(p for p in paths if p.suffix == '.md').read_text())
+            print(next(p for p in paths if p.suffix == '.md').read_text(), file=out)
     counts = {s: sum(o.status == s for o in outcomes) for s in sorted({o.status for o in outcomes})}
     print(f'{len(outcomes)} jobs: {", ".join(f"{n} {s}" for s, n in counts.items())}; '
-          f'{time.time() - start:.1f} s. Tables and figures in {work_dir / "tables"}')
+          f'{time.time() - start:.1f} s. Tables and figures in {work_dir / "tables"}', file=out)
     return 0

@@ -24,3 +24,7 @@ class UnreadableFileError(MissingResourceError):
 
 class InterruptedRunError(BenchmarkError):
     """The user pressed Ctrl-C."""
+
+
+class ConfigError(BenchmarkError):
+    """A suite, option or plugin the user wrote is wrong (unknown key, missing key, bad value)."""

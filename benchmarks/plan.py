@@ -17,11 +17,13 @@ from mmengine.config import Config
 
 from .code_digest import method_code_digest
 from .data_sources import manifest_hashes, protected_splits
-from .errors import BenchmarkError
+from .errors import ConfigError
 from .method_api import PretrainingMethod
 from .precision import check_precision
 from .records import config_key
 from .registry import METHODS
+from .suite_schema import (apply_defaults, resolve_method_names, unregistered_method_error,
+                           validate_suite)
 
 SUITES_DIR = Path(__file__).parent / 'suites'
 ARCH_COST = dict(resnet18=1.0, resnet34=2.0, resnet50=2.3, resnet101=4.4, resnet152=6.5)
@@ -50,20 +52,30 @@ def available_suites() -> list[str]:
     return sorted(p.stem for p in SUITES_DIR.glob('*.py') if not p.stem.startswith('_'))
 
 
-def load_suite(name_or_path: str) -> Config:
+def load_suite(name_or_path: str, cfg_options: Optional[dict] = None) -> Config:
+    """A built-in suite by name or a suite file by path, with ``cfg_options``
+    (``{'scale.finetune.epochs': 3}``, as ``--cfg-options``) merged in, validated."""
     path = Path(name_or_path)
     if not path.suffix:
         path = SUITES_DIR / f'{name_or_path}.py'
     if not path.is_file():
-        raise FileNotFoundError(f'suite {name_or_path!r} not found; built-in suites: '
-                                f'{", ".join(available_suites())}')
+        raise ConfigError(f'suite {name_or_path!r} not found: no file {path}; built-in suites: '
+                          f'{", ".join(available_suites())}, or give the path of a suite file')
     if path.suffix != '.py':
         # mmengine reads YAML with its unsafe loader (!!python/object/apply runs code); a suite
         # is Python code, like a plugin, and says so by its suffix (README "Safety")
-        raise BenchmarkError(f'{path}: suites are Python files (*.py), which are code like '
-                             f'plugins; {path.suffix or "this"} suites are not loaded')
-    cfg = Config.fromfile(str(path))
+        raise ConfigError(f'{path}: suites are Python files (*.py), which are code like '
+                          f'plugins; {path.suffix or "this"} suites are not loaded')
+    try:
+        cfg = Config.fromfile(str(path))
+    except Exception as err:  # noqa: BLE001 - syntax and name errors of the user's file
+        raise ConfigError(f'{path}: cannot read suite file ({type(err).__name__}: '
+                          f'{" ".join(str(err).split())})') from err
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     cfg.suite_name = cfg.get('suite_name', path.stem)
+    validate_suite(cfg, f'suite {path}')
+    apply_defaults(cfg)
     return cfg
 
 
@@ -71,8 +83,7 @@ def build_method(suite: Config, name: str) -> PretrainingMethod:
     """Instantiate a registered method with the suite's settings on top of its defaults."""
     cls = METHODS.get(name)
     if cls is None:
-        raise KeyError(f'method {name!r} is not registered; registered: '
-                       f'{", ".join(sorted(METHODS.module_dict))}')
+        raise unregistered_method_error(f'suite {suite.suite_name}', name)
     kwargs = copy.deepcopy(dict(suite.get('method_cfg', {}).get(name, {})))
     if cls.needs_pretraining and 'ssl_init' in suite:
         kwargs.setdefault('init', suite.ssl_init)
@@ -81,12 +92,10 @@ def build_method(suite: Config, name: str) -> PretrainingMethod:
 
 def _expand_rows(suite: Config) -> list[dict]:
     rows = []
-    for row in suite.rows:
-        pattern = row['method']  # a name, or a glob such as '*' (every registered method)
-        names = ([n for n in sorted(METHODS.module_dict) if fnmatch.fnmatch(n, pattern)]
-                 if any(c in pattern for c in '*?[') else [pattern])
-        for name in names:
-            rows.append({**row, 'method': name})
+    for i, row in enumerate(suite.rows):
+        # a name, or a glob such as '*' (every registered method)
+        for name in resolve_method_names(row['method'], f'suite {suite.suite_name}: rows[{i}]'):
+            rows.append({'table': suite.get('table', 'table4'), **row, 'method': name})
     return rows
 
 
@@ -94,10 +103,67 @@ def _selected(value: Optional[str], patterns: Optional[Iterable[str]]) -> bool:
     return not patterns or any(fnmatch.fnmatch(str(value), p) for p in patterns)
 
 
-def _cost(arch: str, scale: dict) -> float:
-    """A rough relative cost: epochs x pixels per patch x backbone factor (smoke fine-tune ~ 1)."""
-    return (scale['epochs'] * (scale['patch_size'] / 64) ** 2 * ARCH_COST.get(arch, 2.0)
-            / 4.0)
+# Typical public sets, for the cost of a job whose data folder is missing:
+# (images in a pretraining pool, training images, (height, width)).
+TYPICAL_DATA = dict(MetalDAM=(208, 33, (703, 1024)), UHCS=(961, 24, (484, 645)),
+                    AachenHeerlen=(1705, 1403, (768, 1024)), EBC=(24, 15, (1024, 1024)))
+UNKNOWN_DATA = (100, 20, (512, 512))
+VIEWS = dict(pretrain=2, finetune=1)
+
+
+def patch_count(sizes: Iterable[tuple[int, int]], patch_size: int, overlap: float = 0.0,
+                resize: Optional[int] = None, rescale: Optional[float] = None) -> int:
+    """Patches the stages cut from images of ``sizes`` (height, width), after their resize."""
+    from .patching import patch_grid
+
+    total = 0
+    for h, w in sizes:
+        if resize:
+            h = w = resize
+        elif rescale:
+            h, w = max(1, round(h * rescale)), max(1, round(w * rescale))
+        total += len(patch_grid(h, w, patch_size, overlap))
+    return total
+
+
+def source_overlap(cfg: dict, default: float) -> float:
+    """A pretraining source's patch overlap: its config's, its reader's, else the scale's."""
+    from .registry import MICROGRAPH_SETS
+
+    if cfg.get('overlap') is not None:
+        return cfg['overlap']
+    cls = MICROGRAPH_SETS.get(cfg['type'])
+    reader = cfg.get('pretrain_overlap', getattr(cls, 'pretrain_overlap', None))
+    return default if reader is None else reader
+
+
+def typical_sizes(cfg: dict, stage: str) -> list[tuple[int, int]]:
+    """Image sizes assumed for a data-set config whose files are not there."""
+    if cfg['type'] == 'SyntheticMicrographs':
+        size = cfg.get('size', 128)
+        labeled = sum(cfg.get(s, d) for s, d in (('train', 12), ('val', 4), ('test', 4)))
+        count = cfg.get('train', 12) if stage == 'finetune' else labeled + cfg.get('unlabeled', 48)
+        return [(size, size)] * count
+    pool, train, shape = TYPICAL_DATA.get(cfg['type'], UNKNOWN_DATA)
+    return [shape] * (train if stage == 'finetune' else pool)
+
+
+def job_cost(stage: str, arch: str, scale: dict, patches: int) -> float:
+    """Relative work of a job: patches x epochs x views x backbone factor x pixels per
+    (cropped) patch in 64x64 units, in thousands. A ResNet-50 SSL epoch over the paper's
+    ~30,000 patches at 224 px weighs as much as ~160 fine-tuning epochs on MetalDAM."""
+    side = (scale.get('crop_size') or scale['patch_size']) if stage == 'pretrain' \
+        else scale['patch_size']
+    return (patches * scale['epochs'] * VIEWS[stage] * ARCH_COST.get(arch, 2.0)
+            * (side / 64) ** 2 / 1000)
+
+
+def estimated_patches(stage: str, cfgs: list[dict], scale: dict) -> int:
+    """Patches of a job from typical image counts and sizes (the dry run counts real ones)."""
+    return sum(patch_count(typical_sizes(cfg, stage), scale['patch_size'],
+                           source_overlap(cfg, scale.get('overlap', 0.0))
+                           if stage == 'pretrain' else 0.0,
+                           scale.get('resize'), scale.get('rescale')) for cfg in cfgs)
 
 
 def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datasets=None,
@@ -148,7 +214,8 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                 pretrain_key = config_key(spec)
                 if pretrain_key not in pretrain_jobs:
                     job = Job('pretrain', pretrain_key, row['method'], pretrain_set, None, seed,
-                              spec, est_cost=_cost(arch, scale['pretrain']) * 2)
+                              spec, est_cost=job_cost('pretrain', arch, scale['pretrain'], estimated_patches(
+                                  'pretrain', list(spec['sources']), scale['pretrain'])))
                     pretrain_jobs[pretrain_key] = job
                     jobs.append(job)
             spec = dict(method=method.config(), pretrain_key=pretrain_key,
@@ -159,5 +226,6 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
             jobs.append(Job('finetune', config_key(spec), row['method'], pretrain_set,
                             row['finetune'], seed, spec, depends_on=pretrain_key,
                             row=dict(row, index=index),
-                            est_cost=_cost(arch, finetune_scale)))
+                            est_cost=job_cost('finetune', arch, finetune_scale, estimated_patches(
+                                'finetune', [finetune_cfg], finetune_scale))))
     return jobs

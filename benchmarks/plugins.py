@@ -21,18 +21,36 @@ def import_package_modules(package: str, path: Iterable[str]) -> list[str]:
 
 
 def import_user_plugin(spec: str) -> None:
-    """Import a plugin given as a dotted module name or as a path to a .py file."""
+    """Import a plugin given as a dotted module name or as a path to a .py file.
+
+    A module that cannot be imported, or registers a name that already exists, is a
+    :class:`ConfigError` naming the plugin.
+    """
+    from .errors import ConfigError
+
     path = Path(spec)
-    if spec.endswith('.py'):
-        if not path.is_file():
-            raise FileNotFoundError(f'plugin file {spec} does not exist')
-        name = f'matssl_bench_user_plugin_{path.stem}'
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module
-        module_spec.loader.exec_module(module)
-    else:
-        importlib.import_module(spec)
+    try:
+        if spec.endswith('.py'):
+            if not path.is_file():
+                raise ConfigError(f'--plugin {spec}: no such file')
+            name = f'matssl_bench_user_plugin_{path.stem}'
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            importlib.import_module(spec)
+    except KeyError as err:  # mmengine: '<name> is already registered in <registry> at <module>'
+        raise ConfigError(f'--plugin {spec}: {err.args[0] if err.args else err}; rename the '
+                          'class, or register it with register_module(force=True) to replace '
+                          'the existing one') from err
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure of the user's module is reported as one line
+        hint = ('give a dotted module name importable from PYTHONPATH or the path of a .py file'
+                if isinstance(err, ImportError) else 'fix the module')
+        raise ConfigError(f'--plugin {spec}: cannot import it ({type(err).__name__}: '
+                          f'{" ".join(str(err).split())}); {hint}') from err
 
 
 def load_builtin_plugins() -> None:

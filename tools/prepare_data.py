@@ -39,13 +39,14 @@ def main(argv=None) -> int:
     if args.name is None or args.src is None or args.out is None:
         parser.error('NAME, --src and --out are required (or --verify DIR)')
     from matssl_bench.prepare import prepare
+    from matssl_bench.cli import parse_json_options
+    from matssl_bench.errors import ConfigError
+    from matssl_bench.suite_schema import check_dataset_cfg
     try:
-        options = {}
-        for item in args.option:
-            key, _, value = item.partition('=')
-            options[key] = json.loads(value)
-    except ValueError as err:
-        print(f'error: --option: {err}', file=sys.stderr)
+        options = parse_json_options(args.option)
+        check_dataset_cfg('--option', dict(type=args.name, root=str(args.src), **options))
+    except ConfigError as err:
+        print(f'error: {err}', file=sys.stderr)
         return 2
     try:
         manifests = prepare(args.name, args.src, args.out, fetch=args.download, options=options,

@@ -1,0 +1,54 @@
+"""The suite schema: one declaration, mirrored by the README; every shipped suite passes it."""
+import inspect
+import re
+
+import pytest
+
+from conftest import REPO
+from matssl_bench.datasets.folder import Folder
+from matssl_bench.errors import ConfigError
+from matssl_bench.plan import available_suites, load_suite
+from matssl_bench.suite_schema import (FINETUNE_SCALE_KEYS, PRETRAIN_SCALE_KEYS, SUITE_KEYS,
+                                       check_scale)
+
+
+def readme_section(title):
+    text = (REPO / 'README.md').read_text()
+    start = text.index(f'\n## {title}\n')
+    end = text.find('\n## ', start + 1)
+    return text[start:end]
+
+
+def test_readme_documents_every_suite_and_scale_key():
+    section = readme_section('Suite file format')
+    documented = set(re.findall(r'`([a-z_]+)`', section))
+    declared = set(SUITE_KEYS) | set(PRETRAIN_SCALE_KEYS) | set(FINETUNE_SCALE_KEYS)
+    assert declared - documented == set()
+
+
+def test_readme_documents_every_folder_option():
+    section = readme_section('Bring your own micrographs')
+    documented = set(re.findall(r'`([a-z_]+)`', section))
+    options = set(inspect.signature(Folder.__init__).parameters) - {'self'}
+    assert {'images', 'masks', 'unlabeled', 'palette', 'label_map', 'classes'} <= options
+    assert options - documented == set()
+
+
+@pytest.mark.parametrize('name', available_suites())
+def test_builtin_suites_validate(name):
+    assert load_suite(name).rows
+
+
+def test_template_validates():
+    suite = load_suite(str(REPO / 'examples' / 'my_suite.py'))
+    assert suite.finetune_sets.mine.type == 'Folder' and suite.protocol == 'clean'
+
+
+def test_keys_added_by_other_work_are_accepted_and_typos_are_not():
+    check_scale('s', dict(epochs=1, batch_size=2, patch_size=32, stride=16, tta=True,
+                          encoder_lr_mult=0.1, augmentation={}, class_balanced_crops=True,
+                          downscale=2, drop_last=False, sync_bn=True, baseline='x'), 'finetune')
+    with pytest.raises(ConfigError, match="did you mean 'stride'"):
+        check_scale('s', dict(epochs=1, batch_size=2, patch_size=32, strid=16), 'finetune')
+    with pytest.raises(ConfigError, match='positive integer'):
+        check_scale('s', dict(epochs=0, batch_size=2, patch_size=32), 'pretrain')
