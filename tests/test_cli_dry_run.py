@@ -19,7 +19,11 @@ def test_finished_job_is_cached_the_rest_ready(tmp_path, capsys):
     work = tmp_path / 'work'
     jobs = expand(load_suite(str(suite_path)), methods=['MatSSL', 'RandomInit'])
     done = next(j for j in jobs if j.method == 'RandomInit')
-    RecordStore(work).put('finetune', done.key, dict(status='finished', key=done.key))
+    RecordStore(work).put('finetune', done.key, dict(
+        stage='finetune', key=done.key, status='finished', method=done.method,
+        method_label=done.method, encoder_init='random', pretrain_set=None,
+        dataset=done.dataset, seed=done.seed, protocol='clean', config=done.spec,
+        test=dict(mIoU=50.0), history=[], weights='runs/x/best.pth'))
     entries = json.loads(dry_run(capsys, '--suite', str(suite_path), '--work-dir', str(work),
                                  '--methods', 'MatSSL', 'RandomInit', '--format', 'json'))
     status = {e['key']: e['status'] for e in entries}
