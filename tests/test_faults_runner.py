@@ -34,11 +34,16 @@ def test_corrupt_record_resume_checkpoint_and_weight_file_each_cost_one_line(tmp
     bad_resume = work / 'runs' / 'finetune' / jobs['RandomInit', 1].key / 'resume.pth'
     bad_resume.parent.mkdir(parents=True)
     bad_resume.write_bytes(os.urandom(3000))
-    # an ImageNet weight file that does not load: formerly aborted the suite
+    # an ImageNet weight file that does not load: formerly aborted the suite (given by path:
+    # under torchvision's name the hash check refuses it before any load is tried)
     weights = tmp_path / 'weights'
     weights.mkdir()
-    bad_weights = weights / 'resnet18-f37072fd.pth'
+    bad_weights = weights / 'my-resnet18.pth'
     bad_weights.write_bytes(b'PK\x03\x04 truncated')
+    with open(suite_path, 'a') as f:
+        f.write(f"\nmethod_cfg['SupervisedImageNet'] = dict(weights_path={str(bad_weights)!r})\n")
+    suite = load_suite(str(suite_path))
+    jobs = {(j.method, j.seed): j for j in expand(suite, seeds=[0, 1])}
     env = {**os.environ, 'MATSSL_WEIGHTS': str(weights), 'TORCH_HOME': str(tmp_path / 'torch'),
            'OMP_NUM_THREADS': '1'}
 
@@ -52,7 +57,7 @@ def test_corrupt_record_resume_checkpoint_and_weight_file_each_cost_one_line(tmp
     resume_lines = _lines_naming(result.stderr, bad_resume)
     assert len(resume_lines) == 1 and 'resume.pth.corrupt' in resume_lines[0]
     assert bad_resume.with_name('resume.pth.corrupt').is_file()
-    weight_lines = [line for line in _lines_naming(result.stdout, bad_weights)
+    weight_lines = [line for line in _lines_naming(output, bad_weights)
                     if line.startswith('[')]  # the printed table names it too
     assert len(weight_lines) == 2, weight_lines  # one per seed
     assert all('unavailable: ' in line and 'unreadable weight file' in line for line in weight_lines)
