@@ -133,9 +133,11 @@ def route_logs_to_stderr(stdout) -> None:
     variable it substituted); stdout is kept for results, so they go to stderr."""
     from mmengine.logging import MMLogger
 
-    for logger in [MMLogger.get_current_instance(), *MMLogger._instance_dict.values()]:
+    for logger in [MMLogger.get_current_instance(),
+                   *getattr(MMLogger, '_instance_dict', {}).values()]:
         for handler in logger.handlers:
-            if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.__stdout__, stdout):
+            if (isinstance(handler, logging.StreamHandler)
+                    and handler.stream in (sys.__stdout__, stdout)):
                 handler.setStream(sys.stderr)
 
 

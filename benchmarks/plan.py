@@ -158,12 +158,13 @@ def job_cost(stage: str, arch: str, scale: dict, patches: int) -> float:
             * (side / 64) ** 2 / 1000)
 
 
-def estimated_patches(stage: str, cfgs: list[dict], scale: dict) -> int:
-    """Patches of a job from typical image counts and sizes (the dry run counts real ones)."""
-    return sum(patch_count(typical_sizes(cfg, stage), scale['patch_size'],
-                           source_overlap(cfg, scale.get('overlap', 0.0))
-                           if stage == 'pretrain' else 0.0,
-                           scale.get('resize'), scale.get('rescale')) for cfg in cfgs)
+def estimated_cost(stage: str, arch: str, scale: dict, cfgs: list[dict]) -> float:
+    """:func:`job_cost` from typical image counts and sizes (the dry run counts real ones)."""
+    patches = sum(patch_count(typical_sizes(cfg, stage), scale['patch_size'],
+                              source_overlap(cfg, scale.get('overlap', 0.0))
+                              if stage == 'pretrain' else 0.0,
+                              scale.get('resize'), scale.get('rescale')) for cfg in cfgs)
+    return job_cost(stage, arch, scale, patches)
 
 
 def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datasets=None,
@@ -214,8 +215,8 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                 pretrain_key = config_key(spec)
                 if pretrain_key not in pretrain_jobs:
                     job = Job('pretrain', pretrain_key, row['method'], pretrain_set, None, seed,
-                              spec, est_cost=job_cost('pretrain', arch, scale['pretrain'], estimated_patches(
-                                  'pretrain', list(spec['sources']), scale['pretrain'])))
+                              spec, est_cost=estimated_cost('pretrain', arch, scale['pretrain'],
+                                                            list(spec['sources'])))
                     pretrain_jobs[pretrain_key] = job
                     jobs.append(job)
             spec = dict(method=method.config(), pretrain_key=pretrain_key,
@@ -226,6 +227,6 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
             jobs.append(Job('finetune', config_key(spec), row['method'], pretrain_set,
                             row['finetune'], seed, spec, depends_on=pretrain_key,
                             row=dict(row, index=index),
-                            est_cost=job_cost('finetune', arch, finetune_scale, estimated_patches(
-                                'finetune', [finetune_cfg], finetune_scale))))
+                            est_cost=estimated_cost('finetune', arch, finetune_scale,
+                                                    [finetune_cfg])))
     return jobs

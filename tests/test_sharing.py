@@ -92,3 +92,19 @@ def test_prepared_copies_are_readable_by_the_group(tmp_path, umask_022):
     for path in paths:
         wanted = 0o755 if path.is_dir() else 0o644
         assert _mode(path) == wanted, (path, oct(_mode(path)))
+
+
+def test_threads_set_torch_threads_and_loader_workers(tmp_path):
+    import torch
+
+    suite = load_suite(str(write_tiny_suite(tmp_path, methods='RandomInit')))
+    (job,) = expand(suite)
+    before = torch.get_num_threads()
+    try:
+        runner = SuiteRunner(suite, tmp_path / 'work', threads=2)
+        assert torch.get_num_threads() == 2
+        assert runner._scale(job.spec['scale'])['num_workers'] == 2
+        assert job.spec['scale']['num_workers'] == 0  # the job's key keeps the suite's value
+    finally:
+        torch.set_num_threads(before)
+    assert SuiteRunner(suite, tmp_path / 'w2')._scale(job.spec['scale']) is job.spec['scale']
