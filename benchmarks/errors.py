@@ -20,7 +20,3 @@ class EncoderMismatchError(BenchmarkError):
 class UnreadableFileError(MissingResourceError):
     """A file the run needs exists but cannot be read (truncated, corrupt, refused by a
     weights-only load); like a missing file, it makes its row unavailable."""
-
-
-class InterruptedRunError(BenchmarkError):
-    """The user pressed Ctrl-C."""
