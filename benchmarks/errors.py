@@ -22,9 +22,5 @@ class UnreadableFileError(MissingResourceError):
     weights-only load); like a missing file, it makes its row unavailable."""
 
 
-class InterruptedRunError(BenchmarkError):
-    """The user pressed Ctrl-C."""
-
-
 class ConfigError(BenchmarkError):
     """A suite, option or plugin the user wrote is wrong (unknown key, missing key, bad value)."""

@@ -25,7 +25,7 @@ WEIGHTS_ONLY_SCHEME = 'weights-only://'
 _checked: dict[str, dict] = {}  # resume checkpoints already loaded by check_resume_checkpoint
 
 
-@CheckpointLoader.register_scheme(prefixes=WEIGHTS_ONLY_SCHEME)
+@CheckpointLoader.register_scheme(prefixes=WEIGHTS_ONLY_SCHEME, force=True)
 def load_weights_only(filename: str, map_location=None) -> dict:
     """mmengine's checkpoint loader for resume files: never unpickles anything but tensors
     and plain containers, whatever torch's default."""

@@ -2,10 +2,12 @@
 
 A prepared copy of one data set (one folder per variant, e.g. ``EBC1/``):
 
-    images/<name>.png  masks/<name>.png  unlabeled/<name>.png   lossless, repairs applied
+    images/<stem>.png  masks/<stem>.png  unlabeled/<stem>.png   lossless, repairs applied;
+                    <stem> = the image name made file-safe + '-' + 10 hex digits of its
+                    sha256, so distinct names never share a file
     splits/{train,val,test,unlabeled}.txt                       image names, one per line
     manifest.json   format, data set, options, classes, counts, 256-px patch counts,
-                    pool statistics, repair warnings, file list with sha256
+                    pool statistics, repair warnings, file list with sha256 and sizes
 
 Every reader accepts such a folder as its ``root``. The copy is written into a
 hidden sibling folder and renamed into place at the end: a failure leaves nothing.

@@ -14,14 +14,15 @@ import torch
 
 LOG = logging.getLogger(__name__)
 
-# Keys a record must hold before it is trusted, per status and stage.
-COMMON_KEYS = ('stage', 'key', 'status', 'method', 'method_label', 'encoder_init',
-               'pretrain_set', 'dataset', 'seed', 'protocol', 'config')
+# Keys a record must hold before it is trusted (as cached by the runner, as a row by the
+# tables), per status and stage: what the runner and the tables read from it.
+ROW_KEYS = ('stage', 'key', 'status', 'method_label', 'encoder_init', 'pretrain_set', 'dataset',
+            'seed', 'protocol')
 REQUIRED_KEYS = {
-    ('finished', 'pretrain'): COMMON_KEYS + ('encoder', 'history'),
-    ('finished', 'finetune'): COMMON_KEYS + ('test', 'history', 'weights'),
-    ('unavailable', 'pretrain'): COMMON_KEYS + ('reason',),
-    ('unavailable', 'finetune'): COMMON_KEYS + ('reason',),
+    ('finished', 'pretrain'): ('stage', 'key', 'status'),
+    ('finished', 'finetune'): ROW_KEYS + ('test', 'history'),
+    ('unavailable', 'pretrain'): ('stage', 'key', 'status', 'reason'),
+    ('unavailable', 'finetune'): ROW_KEYS + ('reason',),
 }
 
 
