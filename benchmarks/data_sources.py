@@ -152,4 +152,4 @@ def audit_suite(suite, protocol: Optional[str] = None) -> dict:
     return dict(suite=suite.get('suite_name'), protocol=protocol,
                 excluded_splits=list(protected_splits(protocol)),
                 duplicate_threshold=threshold, pools=pools,
-                cross_source_groups=groups, unreadable_sources=missing)
+                cross_source_groups=groups, unreadable_sources=list(dict.fromkeys(missing)))

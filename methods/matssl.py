@@ -6,7 +6,8 @@ includes the stem) is globally average-pooled and multiplied by
 initialised to ones; the gated vectors are concatenated (3840 features for
 ResNet-50) and projected by Linear(no bias)-BN-ReLU-Linear(no bias)-BN
 (3840-2048-128). Both views pass through the same network; the loss is
-NT-Xent at temperature 0.07. Training: SGD lr 0.1, momentum 0.9, weight decay
+NT-Xent at temperature 0.07, over the global batch when the batch is split over
+ranks (``nt_xent`` gathers every rank's embeddings). Training: SGD lr 0.1, momentum 0.9, weight decay
 1e-6, cosine schedule to 1e-4, SimCLR views (``ssl_transforms``), starting
 from ImageNet weights (``init='imagenet'``) of any ResNet depth.
 """

@@ -181,3 +181,17 @@ def test_authors_code_recipe_differs_from_the_paper_only_where_the_code_does():
         (schedule,) = build_method(paper, name).param_scheduler(50)
         assert schedule['eta_min'] == 1e-4 and schedule['convert_to_iter_based'] is True
     assert not {j.key for j in expand(paper)} & {j.key for j in expand(code)}
+
+
+def test_aachen_release_size_gives_the_papers_1403_0_302(tmp_path):
+    from PIL import Image
+    root = tmp_path / 'Aachen-Heerlen'
+    (root / 'images').mkdir(parents=True)
+    tile = Image.new('L', (8, 8), 128)
+    for i in range(1705):
+        tile.save(root / 'images' / f'img{i:04d}.png')
+    (root / 'annotations.csv').write_text('image,polygon,x,y\n')
+    cfg = dict(type='AachenHeerlen', root=str(root))
+    assert _counts(build_micrograph_set(cfg, 'published')) == (1403, 0, 302)
+    train, val, test = _counts(build_micrograph_set(cfg, 'clean'))
+    assert test == 302 and val > 0 and train + val == 1403

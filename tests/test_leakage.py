@@ -142,3 +142,14 @@ def test_tables_say_when_near_copy_exclusion_was_off(tmp_path):
                dict(stage='pretrain', status='finished', pretrain_set='C', duplicate_threshold=0.95)]
     assert 'B excluded test images by name only' in table_note(records)
     assert table_note(records[1:]) == '' and table_note([]) == ''
+
+
+def test_audit_tool_names_missing_data_and_fails(tmp_path):
+    set_a, set_b = planted_sources(tmp_path)
+    suite = _suite_file(tmp_path, set_a, dict(set_b, root=str(tmp_path / 'nowhere')))
+    out = subprocess.run([sys.executable, str(REPO / 'tools' / 'audit_data.py'), '--suite',
+                          str(suite), '--format', 'json'], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 1
+    pool = json.loads(out.stdout)['pools']['B']
+    assert pool['images'] is None and 'nowhere' in pool['error'] and 'missing folder' in pool['error']

@@ -6,7 +6,8 @@
 For each pool: `images` (kept), `excluded` (`{"name", "matches", "score"}`: the
 fine-tuning test image, or under `clean` validation image, it copies, and their
 similarity; exact-name matches score 1.0) and `duplicates` (copies kept once);
-then the near-duplicate groups found across sources.
+then the near-duplicate groups found across sources. A pool whose data cannot be
+read is reported with the reason, and the exit status is then 1.
 """
 import argparse
 import json
@@ -38,9 +39,10 @@ def main(argv=None) -> int:
     except (BenchmarkError, FileNotFoundError, KeyError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
+    status = 1 if any(pool['images'] is None for pool in report['pools'].values()) else 0
     if args.format == 'json':
         print(json.dumps(report, indent=2))
-        return 0
+        return status
     print(f'suite {report["suite"]}, protocol {report["protocol"]}: excluding copies of '
           f'{" and ".join(report["excluded_splits"])} images, duplicate threshold '
           f'{report["duplicate_threshold"]}')
@@ -57,7 +59,7 @@ def main(argv=None) -> int:
         print('  ' + ', '.join(group))
     for problem in report['unreadable_sources']:
         print(f'  unreadable source: {problem}')
-    return 0
+    return status
 
 
 if __name__ == '__main__':
