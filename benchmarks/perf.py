@@ -64,7 +64,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, set_random_seed
 from torch.utils.data import DataLoader
 
-from matssl_bench import stages
+from matssl_bench import perf_scale, stages
 from matssl_bench.data import SegmentationPatches, TwoViewPatches, resize_items
 from matssl_bench.losses import nt_xent
 from matssl_bench.plan import build_method, load_suite
@@ -338,6 +338,36 @@ class Workloads:
         wrapper = build_optim_wrapper(model, wrapper_cfg)
         return lambda batch: model.train_step(batch, optim_wrapper=wrapper)['loss']
 
+    def first_batch(self, which: str) -> dict:
+        """One training batch of ``which`` stage, as the suite's loader delivers it."""
+        dataset, scale, batch, drop_last = self._stage_data(which)
+        loader = Runner.build_dataloader(
+            stages.dataloader_cfg(dataset, batch, 0, True, drop_last), seed=self.seed)
+        return next(iter(loader))
+
+    def precision(self, which: str) -> str:
+        return resolve_precision((self.ft if which == 'finetune' else self.ssl).get('precision'))
+
+    def compute_efficiency(self, which: str, steps_per_s: float, peaks: dict) -> dict:
+        """The stage's model FLOPs per step x its steps/s over this machine's matmul peak."""
+        precision = self.precision(which)
+        return perf_scale.compute_efficiency(self.suite_step(which), self.first_batch(which),
+                                             steps_per_s, precision, peaks[precision])
+
+    def finetune_epoch_seconds(self, images: int) -> tuple[int, float]:
+        """(patches, best seconds of one fine-tuning epoch of the suite's step) on ``images``
+        training images of the same size; the loader is built as stages.py builds it."""
+        from matssl_bench.datasets.synthetic import SyntheticMicrographs
+        data = SyntheticMicrographs(size=self.data.size, train=images, val=1, test=1, unlabeled=0)
+        dataset = SegmentationPatches(
+            resize_items(data.labeled_split('train'), self.ft.get('resize'),
+                         self.ft.get('rescale')), self.ft['patch_size'])
+        loader = Runner.build_dataloader(
+            stages.dataloader_cfg(dataset, self.ft_batch, 0, True, False), seed=self.seed)
+        step = self.suite_step('finetune')
+        step(next(iter(loader)))  # warm the fresh model
+        return len(dataset), perf_scale.best_time(lambda: [step(b) for b in loader], 2)
+
     def headroom(self, which: str) -> dict:
         """The suite's loader alone (as stages.py configures it) against its step alone."""
         dataset, scale, batch, drop_last = self._stage_data(which)
@@ -423,6 +453,27 @@ def smoke_wall_time() -> float:
         return time.perf_counter() - t0
 
 
+def limits_section(work: Workloads, result: dict) -> dict:
+    """``compute_efficiency`` of fine-tuning and SSL at the steps/s measured in this run, over
+    the matmul peak measured now (once per precision, 1024^3, best of 10)."""
+    peaks = {p: perf_scale.matmul_peak_flops(p, repeats=10)
+             for p in {work.precision('finetune'), work.precision('pretrain')}}
+    return {which: work.compute_efficiency(which, result[which]['suite_steps_per_s'], peaks)
+            for which in ('finetune', 'pretrain')}
+
+
+def scaling_section(work: Workloads, args) -> dict:
+    """Fitted exponents of cost against work (~1.0 = linear), each over three sizes."""
+    sizes = [max(1, args.train_images // 2), args.train_images, args.train_images * 2]
+    epochs = [work.finetune_epoch_seconds(n) for n in sizes]
+    counts = [4, 8, 16] if args.scaling_small else [8, 16, 32]
+    prepare = [perf_scale.time_prepare_data(n, size=args.image_size) for n in counts]
+    return dict(
+        finetune_epoch_vs_patches=perf_scale.fit_exponent([p for p, _ in epochs],
+                                                          [t for _, t in epochs]),
+        prepare_data_vs_images=perf_scale.fit_exponent(counts, prepare))
+
+
 def run(args, argv: list[str]) -> dict:
     work = Workloads(args)
     machine = machine_info()
@@ -492,6 +543,8 @@ def run(args, argv: list[str]) -> dict:
         settings=dict(work.settings(), repeats=args.repeats, warmup=args.warmup,
                       with_smoke=args.with_smoke),
     )
+    result['compute_efficiency'] = limits_section(work, result)
+    result['scaling'] = scaling_section(work, args)
     if args.with_smoke:
         result['smoke_wall_s'] = smoke_wall_time()
     result['meets_targets'] = {k: result[k] >= v for k, v in TARGETS.items()}
@@ -524,6 +577,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="torch intra-op threads (default: torch's; 1 is steadier on shared CPUs)")
     p.add_argument('--with-smoke', action='store_true',
                    help='also time the smoke suite in a fresh work dir')
+    p.add_argument('--scaling-small', action='store_true',
+                   help='smaller sizes in the scaling section (for tests)')
     p.add_argument('--rss-probe', action='store_true', help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.ft_epochs < 2 or args.ssl_epochs < 2:

@@ -17,7 +17,8 @@ def test_perf_tiny(tmp_path):
         [sys.executable, str(REPO / 'benchmarks' / 'perf.py'), '--out', str(out),
          '--repeats', '1', '--warmup', '0', '--threads', '1', '--image-size', '64',
          '--patch', '32', '--train-images', '2', '--val-images', '1', '--ssl-images', '2',
-         '--ft-batch', '4', '--ssl-batch', '8', '--ft-epochs', '2', '--ssl-epochs', '2'],
+         '--ft-batch', '4', '--ssl-batch', '8', '--ft-epochs', '2', '--ssl-epochs', '2',
+         '--scaling-small'],
         check=True, cwd=tmp_path, timeout=900, stdout=subprocess.PIPE)
     result = json.loads(out.read_text())
     values = [result[k] for k in FIGURES]
@@ -36,3 +37,33 @@ def test_perf_tiny(tmp_path):
     assert result['settings']['suite_precision']['pretrain'] in ('fp32', 'bf16')
     assert result['settings']['suite_optim_wrappers']['finetune']['optimizer']['fused'] is True
     assert result['machine']['torch_threads'] == 1 and result['machine']['cpu_count'] > 0
+    # limits: FLOPs counted by torch's flop counter over a matmul peak measured in the same run
+    for stage in ('finetune', 'pretrain'):
+        eff = result['compute_efficiency'][stage]
+        assert eff['flops_per_step'] > 0 and eff['peak_flops_per_s'] > 0
+        assert math.isclose(eff['efficiency'],
+                            eff['achieved_flops_per_s'] / eff['peak_flops_per_s'])
+        assert math.isclose(eff['achieved_flops_per_s'],
+                            eff['flops_per_step'] * result[stage]['suite_steps_per_s'])
+    # scaling: a fitted exponent over three sizes each; more work never takes much less time
+    for name in ('finetune_epoch_vs_patches', 'prepare_data_vs_images'):
+        fit = result['scaling'][name]
+        assert len(set(fit['sizes'])) == 3 and 0.2 < fit['exponent'] < 3.0, fit
+
+
+def test_fit_exponent_recovers_a_power_law():
+    from matssl_bench.perf_scale import fit_exponent
+
+    sizes = [10, 20, 40, 80]
+    fit = fit_exponent(sizes, [0.5 * s ** 1.5 for s in sizes])
+    assert math.isclose(fit['exponent'], 1.5, rel_tol=1e-9) and fit['stderr'] < 1e-9
+
+
+def test_step_flops_counts_a_linear_layer():
+    import torch
+    from matssl_bench.perf_scale import step_flops
+
+    layer = torch.nn.Linear(16, 8, bias=False)
+    flops = step_flops(lambda batch: layer(batch['x']).sum().backward(), dict(x=torch.ones(4, 16)))
+    # forward 2*4*16*8, backward: grad of the weight only (the input needs none)
+    assert flops == 2 * 4 * 16 * 8 * 2
