@@ -130,3 +130,81 @@ def threads(count: int | None):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# -- planning and tabulating at thousands of jobs -------------------------------------------
+
+MANY_JOBS_SUITE = '''
+description = 'perf: many cached fine-tuning jobs'
+protocol = 'clean'
+seeds = list(range({seeds}))
+backbone = 'resnet18'
+finetune_sets = {{f'set{{i:03d}}': dict(type='SyntheticMicrographs', size=32, train=2, val=1,
+                                      test={test_images}, seed=i) for i in range({sets})}}
+pretrain_sets = dict()
+rows = [dict(finetune=name, method='RandomInit') for name in finetune_sets]
+scale = dict(
+    pretrain=dict(epochs=1, batch_size=8, patch_size=32),
+    finetune=dict(epochs=1, batch_size=8, patch_size=32),
+)
+'''
+
+
+def _finished_record(runner, job, test_images: int, rng: np.random.Generator) -> dict:
+    """A record as the runner writes it for a finished fine-tuning job, with per-image areas
+    of ``test_images`` 32x32 test images (random but consistent: union = pred + gt - inter)."""
+    classes = ['matrix', 'second phase', 'grain boundary', 'pore']
+    images = []
+    for i in range(test_images):
+        gt = rng.multinomial(1024, [0.4, 0.3, 0.2, 0.1])
+        pred = rng.multinomial(1024, [0.4, 0.3, 0.2, 0.1])
+        inter = np.minimum(gt, pred) - rng.integers(0, 20, 4).clip(0, np.minimum(gt, pred))
+        images.append(dict(name=f'{job.dataset}/test-{i}', height=32, width=32,
+                           intersection=inter.tolist(), union=(gt + pred - inter).tolist(),
+                           pred_area=pred.tolist(), gt_area=gt.tolist()))
+    metric = dict(num_classes=4, class_names=classes, convention='clean')
+    test = dict(mIoU=float(np.mean([sum(im['intersection'][c] for im in images)
+                                    / sum(im['union'][c] for im in images) for c in range(4)])
+                           * 100), images=images)
+    return dict(runner._base_record(job), status='finished', selection_split='val',
+                metric=metric, test=test, test_last=test, history=[], precision='fp32',
+                dataset_meta=dict(classes=classes), weights=f'runs/finetune/{job.key}/best.pth',
+                wall_time_s=1.0)
+
+
+def planning_overhead(jobs: int = 5000, test_images: int = 8, seed: int = 0) -> dict:
+    """Seconds to plan and skip a suite of ``jobs`` fine-tuning jobs whose records all exist
+    (load, validate, expand, read every record), and to build every table from those records
+    (``make_report`` without figures' previews: there are no ``runs/``)."""
+    from matssl_bench.plan import expand, load_suite
+    from matssl_bench.report import make_report
+    from matssl_bench.runner import SuiteRunner
+
+    seeds = 100
+    sets = -(-jobs // seeds)
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory(prefix='matssl-perf-plan-') as tmp:
+        suite_path = Path(tmp) / 'many.py'
+        suite_path.write_text(MANY_JOBS_SUITE.format(seeds=seeds, sets=sets,
+                                                     test_images=test_images))
+        work = Path(tmp) / 'work'
+        suite = load_suite(str(suite_path))
+        all_jobs = expand(suite)[:jobs]
+        runner = SuiteRunner(suite, work)
+        for job in all_jobs:
+            runner.store.put(job.stage, job.key, _finished_record(runner, job, test_images, rng))
+
+        start = time.perf_counter()
+        suite = load_suite(str(suite_path))
+        planned = expand(suite)[:jobs]
+        outcomes = SuiteRunner(suite, work).run(planned)
+        plan_s = time.perf_counter() - start
+        skipped = sum(o.status == 'cached' for o in outcomes)
+        if skipped != jobs:
+            raise RuntimeError(f'{jobs - skipped} of {jobs} jobs were not skipped as cached')
+
+        start = time.perf_counter()
+        written = make_report(work)
+        tables_s = time.perf_counter() - start
+    return dict(jobs=jobs, test_images_per_record=test_images, plan_s=plan_s,
+                tables_s=tables_s, tables_written=sorted(written))

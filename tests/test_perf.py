@@ -18,7 +18,7 @@ def test_perf_tiny(tmp_path):
          '--repeats', '1', '--warmup', '0', '--threads', '1', '--image-size', '64',
          '--patch', '32', '--train-images', '2', '--val-images', '1', '--ssl-images', '2',
          '--ft-batch', '4', '--ssl-batch', '8', '--ft-epochs', '2', '--ssl-epochs', '2',
-         '--scaling-small'],
+         '--scaling-small', '--plan-jobs', '40'],
         check=True, cwd=tmp_path, timeout=900, stdout=subprocess.PIPE)
     result = json.loads(out.read_text())
     values = [result[k] for k in FIGURES]
@@ -49,6 +49,11 @@ def test_perf_tiny(tmp_path):
     for name in ('finetune_epoch_vs_patches', 'prepare_data_vs_images'):
         fit = result['scaling'][name]
         assert len(set(fit['sizes'])) == 3 and 0.2 < fit['exponent'] < 3.0, fit
+
+
+    # planning overhead: every cached job skipped, tables built from the records alone
+    assert result['planning']['jobs'] == 40 and 'table4' in result['planning']['tables_written']
+    assert result['plan_40_s'] > 0 and result['tables_40_s'] > 0
 
 
 def test_fit_exponent_recovers_a_power_law():
