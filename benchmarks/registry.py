@@ -5,6 +5,7 @@ makes a config's ``type='MatSSL'`` resolve here first, then in the parents.
 """
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
@@ -23,6 +24,7 @@ DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
 METRICS = Registry('metric', parent=MMENGINE_METRICS, scope=SCOPE,
                    locations=['matssl_bench.metrics'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['matssl_bench.hooks'])
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope=SCOPE, locations=['matssl_bench.evaluation'])
 
 # Every other mmengine registry gets a child in this scope too, at the first Runner (so that
 # children the suite's modules define themselves, e.g. precision.OPTIM_WRAPPERS, come first).

@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from . import leakage
-from .figures import prediction_overlays, validation_curves
+from . import leakage, stats
+from .figures import miou_intervals, prediction_overlays, validation_curves
 from .records import RecordStore, write_json_atomic
-from .tables import finetune_table, per_class_table, quoted_table, write_table
+from .tables import DEFAULT_BASELINE, finetune_table, per_class_table, quoted_table, write_table
 
 SUITE_META = 'suite.json'
 
@@ -17,7 +17,8 @@ def save_suite_meta(work_dir: Path, suite) -> None:
     """Keep what tables need from the suite beside the records (quoted values, notes)."""
     write_json_atomic(Path(work_dir) / SUITE_META, dict(
         name=suite.suite_name, protocol=suite.protocol, quoted=list(suite.get('quoted', [])),
-        notes=suite.get('notes', ''), description=suite.get('description', '')))
+        notes=suite.get('notes', ''), description=suite.get('description', ''),
+        baseline=suite.get('baseline', DEFAULT_BASELINE)))
 
 
 def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, list[Path]]:
@@ -29,10 +30,16 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, lis
     records = store.all('finetune')
     pretraining = store.all('pretrain')  # the tables' precision column reads them
     tables = sorted({r.get('row', {}).get('table', 'table4') for r in records}) or ['table4']
+    baseline = meta.get('baseline', DEFAULT_BASELINE)
     written: dict[str, list[Path]] = {}
+    interval_tables = []
     for name in tables:
-        table = finetune_table(pretraining + records, table=name)
-        title = f"{name}: suite {meta.get('name', '?')}, protocols {', '.join(sorted(set(table['protocol'])))}"
+        table = finetune_table(pretraining + records, table=name, baseline=baseline)
+        interval_tables.append(table)
+        title = (f"{name}: suite {meta.get('name', '?')}, protocols "
+                 f"{', '.join(sorted(set(table['protocol'])))}, metric "
+                 f"{', '.join(sorted(set(table['metric']) - {''})) or '-'}. "
+                 f"{stats.method_note(baseline=baseline)}")
         if any(q['table'] == name for q in meta['quoted']):
             table = quoted_table(table, meta['quoted'], name)
         if meta.get('notes'):
@@ -43,7 +50,15 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, lis
         rows = [r for r in records if r.get('row', {}).get('table', 'table4') == name]
         written[f'{name}_per_class'] = write_table(
             per_class_table(rows), out_dir, f'{name}_per_class_iou',
-            f'{name} companion: per-class IoU (%), mean over seeds')
+            f'{name} companion: per-class IoU (%) and mean absolute phase-fraction error per '
+            'image (% points), means over seeds')
+        if any('test_last' in r for r in rows):
+            written[f'{name}_last_epoch'] = write_table(
+                finetune_table(pretraining + records, table=name, baseline=baseline,
+                               result='test_last'), out_dir, f'{name}_last_epoch',
+                f'{name}, the last epoch\'s weights instead of the selected epoch\'s. '
+                f'{stats.method_note(baseline=baseline)}')
     written['figures'] = (validation_curves(records, out_dir)
+                          + miou_intervals(interval_tables, out_dir)
                           + prediction_overlays(records, work_dir, out_dir))
     return written

@@ -35,9 +35,11 @@ class Outcome:
 def selection_and_metric(data: MicrographSet, protocol: str) -> tuple[str, dict]:
     """Model-selection split and IoU convention of a protocol on a data set."""
     metric = dict(num_classes=data.num_classes, class_names=list(data.classes))
-    if protocol == 'published':
+    if protocol == 'published':  # the authors' per-batch IoU over 128-patch batches
+        mean_classes = data.published_mean_classes
         return data.published_selection_split, dict(
-            metric, convention='published', mean_classes=data.published_mean_classes)
+            metric, convention='authors-batch', batch_units=128,
+            mean_classes=list(mean_classes) if mean_classes is not None else None)
     if protocol == 'clean':
         return 'val', dict(metric, convention='clean')
     raise ValueError(f'unknown protocol {protocol!r}: use "published" or "clean"')
@@ -241,9 +243,12 @@ class SuiteRunner:
                                            metric_cfg, report=batches,
                                            vis_backend=self.vis_backend)
         previews = self.run_dir(job) / 'test_previews.npz'
+        # both scored once, after training: the selected epoch and the last one
         metrics = stages.evaluate(weights, data, 'test', arch, scale, metric_cfg, previews)
+        last = stages.evaluate(stages.last_weights_path(self.run_dir(job)), data, 'test', arch,
+                               scale, metric_cfg)
         record = dict(self._base_record(job), status='finished', selection_split=selection,
-                      metric=metric_cfg, test=metrics, history=history,
+                      metric=metric_cfg, test=metrics, test_last=last, history=history,
                       dropped_last_batch=batches.get('dropped_last_batch', False),
                       precision=resolve_precision(scale.get('precision')),
                       predictions=str(previews.relative_to(self.work_dir)),

@@ -2,7 +2,7 @@
 
 - :func:`pretrain`: a method's SSL stage on a pool of unlabeled images -> encoder state dict
 - :func:`finetune`: U-Net++ with that encoder on a labeled set -> best weights + epoch history
-- :func:`evaluate`: a fine-tuned model on one split -> pooled per-class IoU and mIoU
+- :func:`evaluate`: a fine-tuned model on one split -> per-image areas, per-class IoU and mIoU
 """
 from __future__ import annotations
 
@@ -207,11 +207,8 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
     state_hook = RunStateHook(str(run_dir), select_metric='mIoU' if selection_split else None)
     validation = {}
     if selection_split:
-        val = _patches(data, selection_split, scale)
-        validation = dict(
-            val_dataloader=dataloader_cfg(val, scale.get('eval_batch_size', batch), workers, False, False),
-            val_cfg=dict(type='ValLoop'),
-            val_evaluator=dict(type='PooledIoUMetric', **(metric_cfg or {})))
+        validation = _validation_cfg(data, selection_split, scale, batch, workers,
+                                     metric_cfg or {})
     runner = Runner(
         model=model,
         train_dataloader=dataloader_cfg(train, batch, workers, True, drop_last),
@@ -222,46 +219,83 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
         **_runner_common(run_dir, seed, launcher, f'fine-tune {run_dir.name[:8]}', state_hook,
                          vis_backend))
     runner.train()
-    if not selection_split and is_main_process():
+    if is_main_process():
         model_state = {k: v.detach().cpu() for k, v in _unwrap(runner.model).state_dict().items()}
-        save_torch_atomic(state_hook.best_path, dict(state_dict=model_state,
-                                                     epoch=scale['epochs'], score=None))
+        last = dict(state_dict=model_state, epoch=scale['epochs'], score=None)
+        save_torch_atomic(last_weights_path(run_dir), last)
+        if not selection_split:
+            save_torch_atomic(state_hook.best_path, last)
     barrier()  # every rank evaluates the weights rank 0 wrote
     return state_hook.best_path, state_hook.history
 
 
+def last_weights_path(run_dir: Path) -> Path:
+    """Where :func:`finetune` keeps the last epoch's weights (scored as ``test_last``)."""
+    return Path(run_dir) / 'last.pth'
+
+
+def scores_whole_images(metric_cfg: dict) -> bool:
+    """Whole-image sliding-window scoring under ``clean``; the authors' patch grid otherwise."""
+    return metric_cfg.get('convention', 'clean') == 'clean'
+
+
+def _validation_cfg(data: MicrographSet, split: str, scale: dict, batch: int, workers: int,
+                    metric_cfg: dict) -> dict:
+    """The Runner's validation: whole images by sliding window (``clean``), or the patch grid
+    with the authors' per-batch metric (``published``); both log ``val/mIoU``."""
+    evaluator = dict(type='PooledIoUMetric', **metric_cfg)
+    if scores_whole_images(metric_cfg):
+        from .evaluation import WholeImages
+
+        items = resize_items(data.labeled_split(split), scale.get('resize'), scale.get('rescale'))
+        loader = dict(dataloader_cfg(WholeImages(items), 1, workers, False, False),
+                      collate_fn=dict(type='pseudo_collate'))
+        return dict(val_dataloader=loader, val_evaluator=evaluator,
+                    val_cfg=dict(type='SlidingWindowValLoop', window=scale['patch_size'],
+                                 stride=scale.get('eval_stride'),
+                                 batch_size=scale.get('eval_batch_size', batch)))
+    val = _patches(data, split, scale)
+    return dict(val_dataloader=dataloader_cfg(val, scale.get('eval_batch_size', batch), workers,
+                                              False, False),
+                val_cfg=dict(type='ValLoop'), val_evaluator=evaluator)
+
+
 @torch.no_grad()
 def evaluate(weights: Path, data: MicrographSet, split: str, arch: str, scale: dict,
-             metric_cfg: dict, preview_path: Optional[Path] = None, previews: int = 4) -> dict:
-    """Pooled per-class IoU and mIoU of saved U-Net++ weights on one split (all patches).
+             metric_cfg: dict, preview_path: Optional[Path] = None, previews: int = 2) -> dict:
+    """Per-class IoU and mIoU of saved U-Net++ weights on one split, with per-unit areas.
 
-    With ``preview_path``, the first ``previews`` patches (image, truth,
-    prediction) are saved there for the overlay figures.
+    Under ``clean`` (``metric_cfg['convention']``) every pixel of every image is scored by
+    sliding-window inference at the fine-tuning scale (stride ``scale['eval_stride']``,
+    default half the patch); otherwise the non-overlapping patch grid the authors' code
+    scores, each patch a unit named ``image@y,x``. ``images`` holds one entry per unit and
+    the summary numbers are derived from it (:func:`metrics.summarize`). With
+    ``preview_path``, the ``previews`` patches with the most foreground and the most errors
+    (image, truth, prediction, title) are saved there for the overlay figures.
     """
-    from .metrics import PooledIoUMetric
+    from .evaluation import (PreviewKeeper, default_stride, model_logits_fn, score_patches,
+                             score_whole_images)
+    from .metrics import summarize
 
     checkpoint = torch.load(weights, map_location='cpu', weights_only=True)
     model = build_segmenter(arch, data.num_classes, scale)
     model.load_state_dict(checkpoint['state_dict'])
     model.to(get_device()).eval()
-    dataset = _patches(data, split, scale)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=scale.get('eval_batch_size', 8),
-                                         num_workers=scale.get('num_workers', 0))
-    metric = PooledIoUMetric(**metric_cfg)
-    kept = dict(image=[], truth=[], pred=[])
-    for batch in loader:
-        samples = model.val_step(batch)
-        metric.process(batch, samples)
-        for idx, sample in zip(batch['data_samples']['index'].tolist(), samples):
-            if len(kept['pred']) < previews:
-                image, truth = dataset.patch(idx)
-                kept['image'].append(image)
-                kept['truth'].append(truth)
-                kept['pred'].append(sample['pred_sem_seg']['data'][0].cpu().numpy()
-                                    .astype(np.uint8))
-    metrics = metric.compute_metrics(metric.results)
-    metrics['selected_epoch'] = checkpoint.get('epoch')
-    if preview_path is not None:
-        arrays = {k: np.stack(v) for k, v in kept.items()}
+    logits_fn = model_logits_fn(model)
+    keeper = PreviewKeeper(previews) if preview_path is not None else None
+    batch = scale.get('eval_batch_size', 8)
+    if scores_whole_images(metric_cfg):
+        items = resize_items(data.labeled_split(split), scale.get('resize'), scale.get('rescale'))
+        window = scale['patch_size']
+        units = score_whole_images(logits_fn, items, data.num_classes, window,
+                                   default_stride(window, scale.get('eval_stride')), batch, keeper)
+    else:
+        units = score_patches(logits_fn, _patches(data, split, scale), data.num_classes, batch,
+                              keeper)
+    metrics = summarize(units, dict(metric_cfg, class_names=list(data.classes)))
+    metrics.update(selected_epoch=checkpoint.get('epoch'),
+                   convention=metric_cfg.get('convention', 'clean'), images=units)
+    if keeper is not None and keeper.arrays() is not None:
+        arrays = keeper.arrays()
         atomic_write(preview_path, lambda tmp: np.savez_compressed(open(tmp, 'wb'), **arrays))
     return metrics

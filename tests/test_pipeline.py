@@ -28,12 +28,18 @@ def test_tiny_suite_end_to_end_then_cached(tmp_path):
                                     'supervised ImageNet', 'MicroNet'}
     missing_files = {'supervised ImageNet': 'resnet18-f37072fd.pth',
                      'MicroNet': 'resnet18_pretrained_microscopynet_v1.0.pth.tar'}
+    for column in ('per_seed', 'mean', 'ci95_low', 'ci95_high', 'delta_vs_baseline',
+                   'delta_ci95_low', 'delta_ci95_high', 'p_vs_baseline', 'verdict'):
+        assert column in table.columns
     for _, row in table.iterrows():
         if row['method'] in missing_files:  # no weights on this machine: said plainly
-            assert math.isnan(row['mIoU (%)'])
+            assert math.isnan(row['mean'])
             assert missing_files[row['method']] in row['note'] and 'checkpoints' in row['note']
         else:
-            assert 0.0 < row['mIoU (%)'] <= 100.0
+            assert 0.0 < row['mean'] <= 100.0
+            assert row['ci95_low'] <= row['mean'] <= row['ci95_high']
+            assert row['verdict'] in ('baseline', 'better', 'worse', 'not resolved')
+    assert table.loc[table['method'] == 'random init', 'verdict'].item() == 'baseline'
     assert (work / 'tables' / 'table4.md').read_text().count('\n|') >= 6
 
     records = [r for r in _finetune_records(work) if r['status'] == 'finished']
@@ -44,6 +50,10 @@ def test_tiny_suite_end_to_end_then_cached(tmp_path):
         assert rec['test']['mIoU'] == rec['test']['mIoU']  # not NaN
         assert any(k.startswith('IoU.') for k in rec['test'])
         assert len(rec['history']) == 2 and 'val/mIoU' in rec['history'][-1]
+        for result in ('test', 'test_last'):  # whole test images (64 px), every pixel scored
+            images = rec[result]['images']
+            assert len(images) == 2 and all(im['height'] == im['width'] == 64 for im in images)
+            assert all(sum(im['pred_area']) == im['height'] * im['width'] for im in images)
     pretrain = list((work / 'records' / 'pretrain').glob('*.json'))
     assert len(pretrain) == 3 and len(list((work / 'encoders').glob('*.pth'))) == 3
 
@@ -66,7 +76,7 @@ def test_identical_runs_give_identical_records(tmp_path):
         results.append(record)
     a, b = results
     assert a['key'] == b['key']
-    assert a['test'] == b['test']
+    assert a['test'] == b['test'] and a['test_last'] == b['test_last']
     assert a['history'] == b['history']
 
 

@@ -15,6 +15,8 @@ backbone = 'resnet50'
 ssl_init = 'imagenet'
 data_root = '{{$MATSSL_DATA:data}}'
 method_cfg = dict()
+# Every row is compared with this method's row on the same fine-tuning set (tables).
+baseline = 'SupervisedImageNet'
 
 # published: train on all 33 MetalDAM training images (the authors select on test);
 # clean (--protocol clean): a seeded 15 % of them become the validation part.
