@@ -17,6 +17,7 @@ from mmengine.config import Config
 
 from .method_api import PretrainingMethod
 from .precision import check_precision
+from .protocols import check_finetune_settings, label_draws
 from .records import config_key
 from .registry import METHODS
 
@@ -114,10 +115,18 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
         method = build_method(suite, row['method'])
         finetune_cfg = suite.finetune_sets[row['finetune']]
         finetune_scale = {**scale['finetune'],
-                          **suite.get('finetune_scale', {}).get(row['finetune'], {})}
-        check_precision(finetune_scale.get('precision'),
-                        f'suite {suite.suite_name}: fine-tuning on {row["finetune"]}')
-        for seed in seeds:
+                          **suite.get('finetune_scale', {}).get(row['finetune'], {}),
+                          **row.get('scale', {})}  # a row's own settings (protocols, tricks)
+        where = f'suite {suite.suite_name}: fine-tuning on {row["finetune"]}'
+        check_precision(finetune_scale.get('precision'), where)
+        check_finetune_settings(finetune_scale, where)
+        # protocol fields enter the spec (the job key) only where a suite sets them
+        extra = {}
+        if suite.get('transfer'):
+            extra['transfer_targets'] = {name: suite.finetune_sets[name] for name in test_sets
+                                         if name != row['finetune']}
+        for seed, labels in ((s, l) for l in label_draws(suite.get('label_efficiency'), where)
+                             for s in seeds):
             pretrain_key = None
             pretrain_set = None
             if method.needs_pretraining:
@@ -134,7 +143,9 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                     jobs.append(job)
             spec = dict(method=method.config(), pretrain_key=pretrain_key,
                         finetune_set=row['finetune'], data=finetune_cfg, arch=arch,
-                        scale=finetune_scale, protocol=suite.protocol, seed=seed)
+                        scale=finetune_scale, protocol=suite.protocol, seed=seed, **extra)
+            if labels is not None:
+                spec['labels'] = labels
             jobs.append(Job('finetune', config_key(spec), row['method'], pretrain_set,
                             row['finetune'], seed, spec, depends_on=pretrain_key,
                             row=dict(row, index=index),

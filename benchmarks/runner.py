@@ -20,6 +20,8 @@ from .errors import MissingResourceError
 from .locks import JobLock
 from .plan import Job, build_method
 from .precision import resolve_precision
+from .protocols import with_labels
+from .transfer import evaluate_targets
 from .records import RecordStore, environment_versions, save_torch_atomic
 
 
@@ -197,7 +199,8 @@ class SuiteRunner:
     def _finetune(self, job: Job) -> dict:
         start = time.time()
         encoder, source = self._encoder_for(job)
-        data = build_micrograph_set(job.spec['data'], job.spec['protocol'])
+        data = with_labels(build_micrograph_set(job.spec['data'], job.spec['protocol']),
+                           job.spec['finetune_set'], job.spec.get('labels'))
         selection, metric_cfg = selection_and_metric(data, job.spec['protocol'])
         arch, scale = job.spec['arch'], job.spec['scale']
         weights, history = stages.finetune(encoder, source, data, selection, arch, scale,
@@ -205,8 +208,15 @@ class SuiteRunner:
                                            metric_cfg)
         previews = self.run_dir(job) / 'test_previews.npz'
         metrics = stages.evaluate(weights, data, 'test', arch, scale, metric_cfg, previews)
+        extra = {}  # protocols beyond Tables 4-5 (benchmarks/protocols.py, transfer.py)
+        if job.spec.get('transfer_targets'):
+            extra['transfer'] = evaluate_targets(weights, data, job.spec['transfer_targets'],
+                                                 arch, scale, job.spec['protocol'],
+                                                 selection_and_metric)
+        if job.spec.get('labels'):
+            extra['n_labelled'] = len(data.labeled_split('train'))
         record = dict(self._base_record(job), status='finished', selection_split=selection,
-                      metric=metric_cfg, test=metrics, history=history,
+                      metric=metric_cfg, test=metrics, history=history, **extra,
                       precision=resolve_precision(scale.get('precision')),
                       predictions=str(previews.relative_to(self.work_dir)),
                       dataset_meta=data.meta(), weights=str(weights.relative_to(self.work_dir)),
