@@ -125,6 +125,8 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
         if suite.get('transfer'):
             extra['transfer_targets'] = {name: suite.finetune_sets[name] for name in test_sets
                                          if name != row['finetune']}
+        if suite.get('morphology', {}).get(row['finetune']):  # classes whose regions to count
+            extra['morphology_classes'] = list(suite.morphology[row['finetune']])
         for seed, labels in ((s, l) for l in label_draws(suite.get('label_efficiency'), where)
                              for s in seeds):
             pretrain_key = None

@@ -20,6 +20,7 @@ from .errors import MissingResourceError
 from .locks import JobLock
 from .plan import Job, build_method
 from .precision import resolve_precision
+from .morphology import evaluate_morphology
 from .protocols import with_labels
 from .transfer import evaluate_targets
 from .records import RecordStore, environment_versions, save_torch_atomic
@@ -213,6 +214,9 @@ class SuiteRunner:
             extra['transfer'] = evaluate_targets(weights, data, job.spec['transfer_targets'],
                                                  arch, scale, job.spec['protocol'],
                                                  selection_and_metric)
+        if job.spec.get('morphology_classes'):
+            extra['morphology'] = evaluate_morphology(weights, data, 'test', arch, scale,
+                                                      job.spec['morphology_classes'])
         if job.spec.get('labels'):
             extra['n_labelled'] = len(data.labeled_split('train'))
         record = dict(self._base_record(job), status='finished', selection_split=selection,
