@@ -122,13 +122,15 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
         check_finetune_settings(finetune_scale, where)
         # protocol fields enter the spec (the job key) only where a suite sets them
         extra = {}
-        if suite.get('transfer'):
+        if row.get('transfer', suite.get('transfer')):
             extra['transfer_targets'] = {name: suite.finetune_sets[name] for name in test_sets
                                          if name != row['finetune']}
         if suite.get('morphology', {}).get(row['finetune']):  # classes whose regions to count
             extra['morphology_classes'] = list(suite.morphology[row['finetune']])
-        for seed, labels in ((s, l) for l in label_draws(suite.get('label_efficiency'), where)
-                             for s in seeds):
+        if 'trick' in row:  # a trick row is its own run, its baseline too
+            extra['trick'] = row['trick']
+        draws = label_draws(row.get('label_efficiency', suite.get('label_efficiency')), where)
+        for seed, labels in ((s, l) for l in draws for s in seeds):
             pretrain_key = None
             pretrain_set = None
             if method.needs_pretraining:

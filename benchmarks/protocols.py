@@ -55,8 +55,8 @@ def encoder_paramwise_cfg(scale: dict) -> dict:
 
 def label_draws(cfg: Optional[dict], where: str) -> list[Optional[dict]]:
     """``[dict(n=..., draw=...)]`` of a suite's ``label_efficiency=dict(n_labelled=[...],
-    draws=k)``; ``[None]`` (all images, today's behaviour) without one. ``'all'`` is
-    drawn once: every draw of it would be the same images."""
+    draws=k)``; ``None`` stands for all images (today's run, so its job is shared with the
+    plain row) and is listed once, as every draw of it would be the same images."""
     if not cfg:
         return [None]
     sizes, draws = cfg.get('n_labelled'), cfg.get('draws', 1)
@@ -67,7 +67,7 @@ def label_draws(cfg: Optional[dict], where: str) -> list[Optional[dict]]:
         if n != ALL and not (isinstance(n, int) and n >= 1):
             raise ValueError(f'{where}: n_labelled entries are positive integers or "all", '
                              f'got {n!r}')
-        out += [dict(n=n, draw=0)] if n == ALL else [dict(n=n, draw=d) for d in range(draws)]
+        out += [None] if n == ALL else [dict(n=n, draw=d) for d in range(draws)]
     return out
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from .figures import prediction_overlays, validation_curves
+from .protocol_tables import protocol_run, write_protocol_tables
 from .records import RecordStore, write_json_atomic
 from .tables import finetune_table, per_class_table, quoted_table, write_table
 
@@ -26,6 +27,8 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, lis
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else dict(quoted=[], notes='')
     store = RecordStore(work_dir)
     records = store.all('finetune')
+    # runs of other protocols (label subsets, frozen encoders, tricks) have tables of their own
+    all_records, records = records, [r for r in records if not protocol_run(r)]
     pretraining = store.all('pretrain')  # the tables' precision column reads them
     tables = sorted({r.get('row', {}).get('table', 'table4') for r in records}) or ['table4']
     written: dict[str, list[Path]] = {}
@@ -41,6 +44,7 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, lis
         written[f'{name}_per_class'] = write_table(
             per_class_table(rows), out_dir, f'{name}_per_class_iou',
             f'{name} companion: per-class IoU (%), mean over seeds')
+    written.update(write_protocol_tables(all_records, out_dir))  # protocols beyond Tables 4-5
     written['figures'] = (validation_curves(records, out_dir)
                           + prediction_overlays(records, work_dir, out_dir))
     return written

@@ -217,10 +217,9 @@ class SuiteRunner:
         if job.spec.get('morphology_classes'):
             extra['morphology'] = evaluate_morphology(weights, data, 'test', arch, scale,
                                                       job.spec['morphology_classes'])
-        if job.spec.get('labels'):
-            extra['n_labelled'] = len(data.labeled_split('train'))
         record = dict(self._base_record(job), status='finished', selection_split=selection,
                       metric=metric_cfg, test=metrics, history=history, **extra,
+                      n_labelled=len(data.labeled_split('train')),
                       precision=resolve_precision(scale.get('precision')),
                       predictions=str(previews.relative_to(self.work_dir)),
                       dataset_meta=data.meta(), weights=str(weights.relative_to(self.work_dir)),
