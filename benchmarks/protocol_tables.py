@@ -195,9 +195,8 @@ def transfer_figure(table: pd.DataFrame, path: Path) -> Path:
     """A source x target heatmap of test mIoU per method, each cell annotated with its RDT."""
     methods = sorted({(m, p) for m, p in zip(table['method'], table['pretrain set'])})
     sets = sorted(set(table['source']) | set(table['target']))
-    fig, axes = plt.subplots(1, len(methods), figsize=(1.2 * len(sets) + 2.5, 3.2),
-                             squeeze=False)
-    fig.set_size_inches(max(4.0, (1.3 * len(sets) + 1.5) * len(methods)), 1.1 * len(sets) + 2)
+    fig, axes = plt.subplots(1, len(methods), squeeze=False, figsize=(
+        max(4.0, (1.3 * len(sets) + 1.5) * len(methods)), 1.1 * len(sets) + 2))
     for ax, (method, pretrain) in zip(axes[0], methods):
         part = table[(table['method'] == method) & (table['pretrain set'] == pretrain)]
         grid = np.full((len(sets), len(sets)), np.nan)
@@ -239,8 +238,10 @@ def tricks_table(records: Iterable[dict]) -> pd.DataFrame:
         key = tuple(r[c] for c in columns)
         r['settings'] = settings[key]
         r['vs baseline'] = r['mIoU'] - baseline.get(key[:3], float('nan'))
-    order = {r['trick']: i for i, r in enumerate(rows)}  # suite order of first appearance
-    rows.sort(key=lambda r: (r['dataset'], r['method'], r['pretrain set'], order[r['trick']]))
+    order = {key: min(rec.get('row', {}).get('index', 0) for rec in recs)  # suite row order
+             for key, recs in groups.items()}
+    rows.sort(key=lambda r: (r['dataset'], r['method'], r['pretrain set'],
+                             order[tuple(r[c] for c in columns)]))
     return pd.DataFrame(rows, columns=columns + ['settings', 'runs', 'seeds', 'mIoU', 'ci_low',
                                                  'ci_high', 'vs baseline'])
 

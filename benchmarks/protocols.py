@@ -102,6 +102,11 @@ class LabelSubset(MicrographSet):
     def name(self) -> str:
         return self.data.name
 
+    def __getattr__(self, attribute):  # anything else a reader offers, e.g. its root
+        if attribute == 'data':
+            raise AttributeError(attribute)
+        return getattr(self.data, attribute)
+
     def labeled_split(self, split: str):
         return self.train if split == 'train' else self.data.labeled_split(split)
 
