@@ -165,7 +165,7 @@ def transfer_runs(records: Iterable[dict]) -> pd.DataFrame:
     """One row per run and target set (the source's own test split included, RDT 0)."""
     rows = []
     for rec in _finished(records):
-        if 'transfer' not in rec:
+        if 'transfer' not in rec or protocol_run(rec):  # full fine-tuning on all labels only
             continue
         source = rec['test']['mIoU']
         scores = {rec['dataset']: rec['test'], **rec['transfer']}
@@ -251,11 +251,13 @@ def morphology_table(records: Iterable[dict]) -> pd.DataFrame:
     """Per row and class: totals over the test images, then relative errors (mean over seeds)."""
     groups: dict[tuple, list] = defaultdict(list)
     for rec in _finished(records):
+        if rec.get('config', {}).get('labels'):  # label subsets: see label_efficiency
+            continue
         for entry in rec.get('morphology', []):
             groups[(rec['dataset'], rec['method_label'], rec.get('pretrain_set') or '-',
                     encoder_mode(rec), rec.get('row', {}).get('trick', '-'),
-                    entry['class_name'], rec['seed'])].append(entry)
-    per_seed = []
+                    entry['class_name'], rec['key'])].append(entry)
+    per_seed = []  # one entry per run
     for key, entries in groups.items():
         count_true = sum(e['count_true'] for e in entries)
         count_pred = sum(e['count_pred'] for e in entries)

@@ -105,11 +105,13 @@ def test_rdt_matches_the_hand_computed_value():
     record = dict(stage='finetune', status='finished', method_label='MatSSL', pretrain_set='P',
                   dataset='EBC-1', seed=0, test=dict(mIoU=70.0),
                   transfer={'EBC-2': dict(mIoU=65.0), 'MetalDAM': dict(skipped='classes differ')})
-    table = transfer_table(transfer_runs([record]))
+    subset = dict(record, config=dict(labels=dict(n=1, draw=0)), test=dict(mIoU=10.0))
+    table = transfer_table(transfer_runs([record, subset]))  # label subsets stay out
     row = table[table['target'] == 'EBC-2'].iloc[0]
     assert row['source'] == 'EBC-1' and row['mIoU'] == 65.0
     assert row['rdt'] == pytest.approx(-0.0714, abs=1e-4)
     assert set(table['target']) == {'EBC-1', 'EBC-2'}  # own test split kept, mismatch skipped
+    assert list(table['seeds']) == ['0', '0']
 
 
 def test_transfer_targets_are_the_other_sets_and_enter_the_key():

@@ -55,6 +55,7 @@ def test_tiny_protocols_suite_writes_every_protocol_table(tmp_path):
     assert {'method', 'source', 'target', 'mIoU', 'rdt'} <= set(transfer.columns)
     assert set(zip(transfer['source'], transfer['target'])) == {('A', 'A'), ('A', 'B'),
                                                                 ('B', 'A'), ('B', 'B')}
+    assert transfer['seeds'].astype(str).eq('0').all()  # one run per cell
     own = transfer.set_index(['source', 'target'])
     for src, tgt in (('A', 'B'), ('B', 'A')):
         expected = (own.loc[(src, tgt), 'mIoU'] - own.loc[(src, src), 'mIoU']) \
@@ -70,6 +71,8 @@ def test_tiny_protocols_suite_writes_every_protocol_table(tmp_path):
     morphology = pd.read_csv(tables / 'per_class_morphology.csv')
     assert set(morphology['class']) == {'pore', 'second phase'}
     assert (morphology['regions (truth)'] > 0).any()
+    by_row = morphology.set_index(['protocol', 'trick', 'class'])
+    assert (by_row.loc[('full', 'baseline', 'pore')] == by_row.loc[('full', '-', 'pore')]).all()
 
     table4 = pd.read_csv(tables / 'table4.csv')  # protocol runs stay out of Table 4
     assert sorted(table4['fine-tune set']) == ['A', 'B']
