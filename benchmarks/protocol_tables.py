@@ -137,6 +137,9 @@ def label_efficiency_figure(summary: pd.DataFrame, path: Path) -> Path:
             ax.fill_between(curve['n_labelled'], curve['ci_low'], curve['ci_high'],
                             color=line.get_color(), alpha=0.2)
         ax.set_xscale('log', base=2)
+        sizes = sorted(part['n_labelled'].unique())
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
         ax.set_xlabel('labelled training images')
         ax.set_ylabel('test mIoU (%)')
         ax.set_title(f'{dataset}: label efficiency ({int(LEVEL * 100)} % interval)')
