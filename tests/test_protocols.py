@@ -255,3 +255,28 @@ def test_region_stats_on_a_constructed_mask():
     assert empty['count_true'] == 0 and math.isnan(empty['count_rel_error'])
     with pytest.raises(ValueError, match='differ in size'):
         region_stats(pred[:10], truth, 1)
+
+
+# -- suites and data ---------------------------------------------------------------------------
+def test_synthetic_material_b_shares_the_classes_but_not_the_look():
+    a = SyntheticMicrographs(size=64, train=2)
+    b = SyntheticMicrographs(size=64, train=2, material='B')
+    assert a.classes == b.classes
+    ia, ib = a.labeled_split('train'), b.labeled_split('train')
+    assert not {x.name for x in ia} & {x.name for x in ib}
+    assert ia[0].name == 'synthetic-train-000'  # material A keeps today's names and images
+    grey_a = np.mean([x.image[x.mask == 1].mean() for x in ia])
+    grey_b = np.mean([x.image[x.mask == 1].mean() for x in ib])
+    assert grey_a > grey_b + 30  # bright lamellar phase in A, dark in B
+    with pytest.raises(ValueError, match="unknown material 'C'"):
+        SyntheticMicrographs(material='C')
+
+
+def test_list_shows_the_protocol_suites_with_descriptions():
+    from matssl_bench.cli import list_registered
+
+    listing = list_registered()
+    for suite in ('labels', 'frozen', 'transfer', 'tricks', 'protocols-smoke'):
+        line = next(l for l in listing.splitlines() if l.strip().startswith(suite + ' '))
+        assert len(line.split(None, 1)[1]) > 20
+    assert '_protocols_common' not in listing
