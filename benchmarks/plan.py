@@ -20,6 +20,7 @@ from .data_sources import manifest_hashes, protected_splits
 from .errors import ConfigError
 from .method_api import PretrainingMethod
 from .precision import check_precision
+from .protocols import check_finetune_settings, label_draws
 from .records import config_key
 from .registry import METHODS
 from .suite_schema import (apply_defaults, resolve_method_names, unregistered_method_error,
@@ -191,13 +192,25 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
         code = method_code_digest(type(method))
         finetune_cfg = suite.finetune_sets[row['finetune']]
         finetune_scale = {**scale['finetune'],
-                          **suite.get('finetune_scale', {}).get(row['finetune'], {})}
-        check_precision(finetune_scale.get('precision'),
-                        f'suite {suite.suite_name}: fine-tuning on {row["finetune"]}')
+                          **suite.get('finetune_scale', {}).get(row['finetune'], {}),
+                          **row.get('scale', {})}  # a row's own settings (protocols, tricks)
+        where = f'suite {suite.suite_name}: fine-tuning on {row["finetune"]}'
+        check_precision(finetune_scale.get('precision'), where)
+        check_finetune_settings(finetune_scale, where)
+        # protocol fields enter the spec (the job key) only where a suite sets them
+        extra = {}
+        if row.get('transfer', suite.get('transfer')):
+            extra['transfer_targets'] = {name: suite.finetune_sets[name] for name in test_sets
+                                         if name != row['finetune']}
+        if suite.get('morphology', {}).get(row['finetune']):  # classes whose regions to count
+            extra['morphology_classes'] = list(suite.morphology[row['finetune']])
+        if 'trick' in row:  # a trick row is its own run, its baseline too
+            extra['trick'] = row['trick']
         # sha256 of the weight files the method starts from: replacing a file reruns its jobs
         weights = method.weights_sha256(arch)
         provenance = dict(weights_sha256=weights) if weights else {}
-        for seed in seeds:
+        draws = label_draws(row.get('label_efficiency', suite.get('label_efficiency')), where)
+        for seed, labels in ((s, l) for l in draws for s in seeds):
             pretrain_key = None
             pretrain_set = None
             if method.needs_pretraining:
@@ -223,7 +236,9 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                         finetune_set=row['finetune'], data=finetune_cfg, arch=arch,
                         scale=finetune_scale, protocol=suite.protocol, seed=seed,
                         data_manifests=manifest_hashes([finetune_cfg]), method_code=code,
-                        **provenance)
+                        **provenance, **extra)
+            if labels is not None:
+                spec['labels'] = labels
             jobs.append(Job('finetune', config_key(spec), row['method'], pretrain_set,
                             row['finetune'], seed, spec, depends_on=pretrain_key,
                             row=dict(row, index=index),

@@ -7,6 +7,7 @@ from typing import Optional
 
 from . import leakage, stats
 from .figures import miou_intervals, prediction_overlays, validation_curves
+from .protocol_tables import protocol_run, write_protocol_tables
 from .records import RecordStore, write_json_atomic
 from .tables import DEFAULT_BASELINE, finetune_table, per_class_table, quoted_table, write_table
 
@@ -28,6 +29,8 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, lis
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else dict(quoted=[], notes='')
     store = RecordStore(work_dir)
     records = store.all('finetune')
+    # runs of other protocols (label subsets, frozen encoders, tricks) have tables of their own
+    all_records, records = records, [r for r in records if not protocol_run(r)]
     pretraining = store.all('pretrain')  # the tables' precision column reads them
     tables = sorted({r.get('row', {}).get('table', 'table4') for r in records}) or ['table4']
     baseline = meta.get('baseline', DEFAULT_BASELINE)
@@ -58,6 +61,7 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, lis
                                result='test_last'), out_dir, f'{name}_last_epoch',
                 f'{name}, the last epoch\'s weights instead of the selected epoch\'s. '
                 f'{stats.method_note(baseline=baseline)}')
+    written.update(write_protocol_tables(all_records, out_dir))  # protocols beyond Tables 4-5
     written['figures'] = (validation_curves(records, out_dir)
                           + miou_intervals(interval_tables, out_dir)
                           + prediction_overlays(records, work_dir, out_dir))

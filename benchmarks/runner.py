@@ -21,6 +21,9 @@ from .image_io import BIT_DEPTH_POLICY
 from .locks import JobLock
 from .plan import Job, build_method
 from .precision import resolve_precision
+from .morphology import evaluate_morphology
+from .protocols import with_labels
+from .transfer import evaluate_targets
 from .records import RecordStore, environment_versions, save_torch_atomic
 
 
@@ -234,7 +237,8 @@ class SuiteRunner:
     def _finetune(self, job: Job) -> dict:
         start = time.time()
         encoder, source = self._encoder_for(job)
-        data = build_micrograph_set(job.spec['data'], job.spec['protocol'])
+        data = with_labels(build_micrograph_set(job.spec['data'], job.spec['protocol']),
+                           job.spec['finetune_set'], job.spec.get('labels'))
         selection, metric_cfg = selection_and_metric(data, job.spec['protocol'])
         arch, scale = job.spec['arch'], self._scale(job.spec['scale'])
         batches: dict = {}
@@ -245,11 +249,20 @@ class SuiteRunner:
         previews = self.run_dir(job) / 'test_previews.npz'
         # both scored once, after training: the selected epoch and the last one
         metrics = stages.evaluate(weights, data, 'test', arch, scale, metric_cfg, previews)
+        extra = {}  # protocols beyond Tables 4-5 (benchmarks/protocols.py, transfer.py)
+        if job.spec.get('transfer_targets'):
+            extra['transfer'] = evaluate_targets(weights, data, job.spec['transfer_targets'],
+                                                 arch, scale, job.spec['protocol'],
+                                                 selection_and_metric)
+        if job.spec.get('morphology_classes'):
+            extra['morphology'] = evaluate_morphology(weights, data, 'test', arch, scale,
+                                                      job.spec['morphology_classes'])
         last = stages.evaluate(stages.last_weights_path(self.run_dir(job)), data, 'test', arch,
                                scale, metric_cfg)
         record = dict(self._base_record(job), status='finished', selection_split=selection,
-                      metric=metric_cfg, test=metrics, test_last=last, history=history,
+                      metric=metric_cfg, test=metrics, test_last=last, history=history, **extra,
                       dropped_last_batch=batches.get('dropped_last_batch', False),
+                      n_labelled=len(data.labeled_split('train')),
                       precision=resolve_precision(scale.get('precision')),
                       predictions=str(previews.relative_to(self.work_dir)),
                       dataset_meta=data.meta(), weights=str(weights.relative_to(self.work_dir)),

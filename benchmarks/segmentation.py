@@ -35,13 +35,20 @@ class UNetPlusPlusSegmenter(BaseModel):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
 
+    # Inference-time wrapper of :meth:`logits` (test-time augmentation, input downscaling;
+    # benchmarks/tta.py); None: the plain network. Training ('loss') never uses it.
+    test_time = None
+
+    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(inputs.contiguous(memory_format=self.memory_format))
+
     def forward(self, inputs: torch.Tensor, data_samples: Optional[dict] = None,
                 mode: str = 'tensor'):
-        logits = self.net(inputs.contiguous(memory_format=self.memory_format))
+        if mode == 'loss':
+            return dict(loss=self.loss_fn(self.logits(inputs), data_samples['gt']))
+        logits = (self.test_time or self.logits)(inputs)
         if mode == 'tensor':
             return logits
-        if mode == 'loss':
-            return dict(loss=self.loss_fn(logits, data_samples['gt']))
         if mode == 'predict':
             preds = logits.argmax(dim=1)
             return [dict(pred_sem_seg=dict(data=p[None]), gt_sem_seg=dict(data=g[None]))

@@ -26,6 +26,10 @@ from .precision import resolve_precision, with_precision
 from .records import atomic_write, save_torch_atomic
 from .registry import SCOPE, scope_mmengine_registries
 from .segmentation import UNetPlusPlusSegmenter
+from .augment import training_patches
+from .probe import segmenter_class
+from .protocols import encoder_paramwise_cfg
+from .tta import attach as attach_test_time
 
 
 def _unwrap(model):
@@ -36,11 +40,12 @@ def build_segmenter(arch: str, num_classes: int, scale: dict,
                     encoder_state: Optional[EncoderState] = None,
                     encoder_source: str = 'encoder state') -> UNetPlusPlusSegmenter:
     """The U-Net++ of a fine-tuning scale (perf.py times the same model)."""
-    return UNetPlusPlusSegmenter(arch, num_classes, encoder_state=encoder_state,
-                                 encoder_source=encoder_source,
-                                 decoder_channels=scale.get('decoder_channels',
-                                                            (256, 128, 64, 32, 16)),
-                                 channels_last=scale.get('channels_last', False))
+    model = segmenter_class(scale)(arch, num_classes, encoder_state=encoder_state,
+                                   encoder_source=encoder_source,
+                                   decoder_channels=scale.get('decoder_channels',
+                                                              (256, 128, 64, 32, 16)),
+                                   channels_last=scale.get('channels_last', False))
+    return attach_test_time(model, scale)  # downscaling / TTA at inference (tta.py)
 
 
 def _patches(data: MicrographSet, split: str, scale: dict) -> SegmentationPatches:
@@ -81,8 +86,8 @@ def pretrain_optim_wrapper(method: SSLMethod, batch_size: int, scale: dict) -> d
 def finetune_optim_wrapper(scale: dict) -> dict:
     """Adam, as in the paper, at the fine-tuning scale's learning rate and precision."""
     adam = dict(type='Adam', lr=scale.get('lr', 1e-4), weight_decay=scale.get('weight_decay', 1e-5))
-    return _training_optim_wrapper(dict(type='OptimWrapper', optimizer=adam), scale,
-                                   'fine-tuning')
+    return _training_optim_wrapper(dict(type='OptimWrapper', optimizer=adam,
+                                        **encoder_paramwise_cfg(scale)), scale, 'fine-tuning')
 
 
 def _per_rank_batch(total: int, dataset_size: int) -> int:
@@ -198,7 +203,7 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
     run_dir = Path(run_dir)
     set_random_seed(seed, deterministic=True)  # the decoder's random init is part of the run
     model = build_segmenter(arch, data.num_classes, scale, encoder_state, encoder_source)
-    train = _patches(data, 'train', scale)
+    train = training_patches(_patches(data, 'train', scale), scale)  # tricks (augment.py)
     workers = scale.get('num_workers', 0)
     batch = _per_rank_batch(scale['batch_size'], len(train))
     drop_last = drops_single_sample_batch(len(train), batch)

@@ -1,0 +1,338 @@
+"""Tables and figures of the protocols beyond Tables 4-5, from records only (no training).
+
+- ``label_efficiency.csv`` (one row per run) + ``label_efficiency_summary.csv`` (mean and
+  95 % interval per n) + ``label_efficiency.png`` (mIoU vs n, a band per method);
+- ``frozen.csv``: full fine-tuning, frozen encoder + decoder, linear probe side by side;
+- ``transfer.csv`` (source x target, with RDT) + ``transfer.png`` (a heatmap per method);
+- ``tricks.csv``: each trick's mIoU and its difference from the same method's baseline;
+- ``per_class_morphology.csv``: region counts and radii per row and class.
+
+Intervals are t-intervals of the mean over runs (seeds x draws) with scipy.stats; the
+suite-wide bootstrap intervals of the measurement work can replace them where it lands.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from .figures import _save  # noqa: E402
+from .tables import write_table  # noqa: E402
+from .transfer import rdt  # noqa: E402
+
+LEVEL = 0.95
+
+
+def mean_interval(values: Iterable[float], level: float = LEVEL) -> tuple[float, float, float]:
+    """Mean and the ``level`` t-interval of the mean (NaN bounds with fewer than 2 values)."""
+    values = np.asarray([v for v in values if v is not None and not math.isnan(v)], float)
+    if len(values) == 0:
+        return float('nan'), float('nan'), float('nan')
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float('nan'), float('nan')
+    sem = stats.sem(values)
+    if sem == 0:
+        return mean, mean, mean
+    low, high = stats.t.interval(level, len(values) - 1, loc=mean, scale=sem)
+    return mean, float(low), float(high)
+
+
+def _finished(records: Iterable[dict]) -> list[dict]:
+    return [r for r in records if r.get('stage') == 'finetune' and r.get('status') == 'finished']
+
+
+def _scale(rec: dict) -> dict:
+    return rec.get('config', {}).get('scale', {})
+
+
+def encoder_mode(rec: dict) -> str:
+    return _scale(rec).get('encoder_mode', 'full')
+
+
+def _ident(rec: dict) -> dict:
+    return {'method': rec['method_label'], 'pretrain set': rec.get('pretrain_set') or '-'}
+
+
+def _label(rec: dict) -> str:
+    pretrain = rec.get('pretrain_set')
+    return rec['method_label'] + (f' ({pretrain})' if pretrain else '')
+
+
+def _plain(rec: dict) -> bool:
+    """A run of no other protocol (all labels, no trick row)."""
+    return not rec.get('config', {}).get('labels') and 'trick' not in rec.get('row', {})
+
+
+def protocol_run(rec: dict) -> bool:
+    """A run that is not a Table 4-5 run: a label subset, a frozen encoder or a trick row."""
+    return not _plain(rec) or encoder_mode(rec) != 'full'
+
+
+def _summary(groups: dict, columns: list[str]) -> list[dict]:
+    rows = []
+    for key, recs in groups.items():
+        mean, low, high = mean_interval(r['test']['mIoU'] for r in recs)
+        rows.append({**dict(zip(columns, key)), 'runs': len(recs),
+                     'seeds': ','.join(str(s) for s in sorted({r['seed'] for r in recs})),
+                     'mIoU': mean, 'ci_low': low, 'ci_high': high})
+    return rows
+
+
+# -- label efficiency ----------------------------------------------------------------------
+def _group_key(rec: dict) -> tuple:
+    return (rec['dataset'], rec['method_label'], rec.get('pretrain_set'), rec.get('protocol'))
+
+
+def label_efficiency_table(records: Iterable[dict]) -> pd.DataFrame:
+    """One row per run on a label subset, plus the all-labels runs of the same rows."""
+    records = _finished(records)
+    subsets = {_group_key(r) for r in records if r.get('config', {}).get('labels')}
+    rows = []
+    for rec in records:
+        labels = rec.get('config', {}).get('labels')
+        if not labels:
+            if not (_plain(rec) and encoder_mode(rec) == 'full' and _group_key(rec) in subsets):
+                continue
+            labels = dict(n='all', draw=0)
+        rows.append({**_ident(rec), 'dataset': rec['dataset'], 'n_requested': labels['n'],
+                     'n_labelled': rec.get('n_labelled', labels['n']), 'draw': labels['draw'],
+                     'seed': rec['seed'], 'mIoU': rec['test']['mIoU'],
+                     'evaluation protocol': rec.get('protocol')})
+    columns = ['method', 'pretrain set', 'dataset', 'n_requested', 'n_labelled', 'draw', 'seed',
+               'mIoU', 'evaluation protocol']
+    return pd.DataFrame(rows, columns=columns).sort_values(
+        ['dataset', 'method', 'pretrain set', 'n_labelled', 'draw', 'seed'], ignore_index=True)
+
+
+def label_efficiency_summary(table: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for key, group in table.groupby(['dataset', 'method', 'pretrain set', 'n_labelled'],
+                                    sort=True):
+        mean, low, high = mean_interval(group['mIoU'])
+        rows.append(dict(zip(['dataset', 'method', 'pretrain set', 'n_labelled'], key),
+                         runs=len(group), mIoU=mean, ci_low=low, ci_high=high))
+    return pd.DataFrame(rows)
+
+
+def label_efficiency_figure(summary: pd.DataFrame, path: Path) -> Path:
+    """mIoU vs number of labelled images, one panel per fine-tuning set, a band per method."""
+    sets = sorted(summary['dataset'].unique())
+    fig, axes = plt.subplots(1, len(sets), figsize=(5 * len(sets), 3.8), squeeze=False)
+    for ax, dataset in zip(axes[0], sets):
+        part = summary[summary['dataset'] == dataset]
+        for (method, pretrain), curve in part.groupby(['method', 'pretrain set']):
+            curve = curve.sort_values('n_labelled')
+            label = method if pretrain == '-' else f'{method} ({pretrain})'
+            line, = ax.plot(curve['n_labelled'], curve['mIoU'], marker='o', label=label)
+            ax.fill_between(curve['n_labelled'], curve['ci_low'], curve['ci_high'],
+                            color=line.get_color(), alpha=0.2)
+        ax.set_xscale('log', base=2)
+        sizes = sorted(part['n_labelled'].unique())
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel('labelled training images')
+        ax.set_ylabel('test mIoU (%)')
+        ax.set_title(f'{dataset}: label efficiency ({int(LEVEL * 100)} % interval)')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+# -- frozen encoder ------------------------------------------------------------------------
+def frozen_table(records: Iterable[dict]) -> pd.DataFrame:
+    groups: dict[tuple, list] = defaultdict(list)
+    for rec in _finished(records):
+        if _plain(rec):
+            groups[(rec['dataset'], rec['method_label'], rec.get('pretrain_set') or '-',
+                    encoder_mode(rec), rec.get('protocol'))].append(rec)
+    columns = ['dataset', 'method', 'pretrain set', 'protocol', 'evaluation protocol']
+    order = {'full': 0, 'frozen-decoder': 1, 'linear-probe': 2}
+    rows = sorted(_summary(groups, columns),
+                  key=lambda r: (r['dataset'], r['method'], r['pretrain set'],
+                                 order[r['protocol']]))
+    return pd.DataFrame(rows, columns=columns + ['runs', 'seeds', 'mIoU', 'ci_low', 'ci_high'])
+
+
+# -- transfer ------------------------------------------------------------------------------
+def transfer_runs(records: Iterable[dict]) -> pd.DataFrame:
+    """One row per run and target set (the source's own test split included, RDT 0)."""
+    rows = []
+    for rec in _finished(records):
+        if 'transfer' not in rec or protocol_run(rec):  # full fine-tuning on all labels only
+            continue
+        source = rec['test']['mIoU']
+        scores = {rec['dataset']: rec['test'], **rec['transfer']}
+        for target, metrics in sorted(scores.items()):
+            if 'skipped' in metrics:
+                continue
+            rows.append({**_ident(rec), 'source': rec['dataset'], 'target': target,
+                         'seed': rec['seed'], 'mIoU': metrics['mIoU'], 'source mIoU': source,
+                         'rdt': rdt(metrics['mIoU'], source)})
+    return pd.DataFrame(rows, columns=['method', 'pretrain set', 'source', 'target', 'seed',
+                                       'mIoU', 'source mIoU', 'rdt'])
+
+
+def transfer_table(runs: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for key, group in runs.groupby(['method', 'pretrain set', 'source', 'target'], sort=True):
+        mean, low, high = mean_interval(group['mIoU'])
+        rdt_mean, rdt_low, rdt_high = mean_interval(group['rdt'])
+        rows.append(dict(zip(['method', 'pretrain set', 'source', 'target'], key),
+                         seeds=','.join(map(str, sorted(group['seed']))), mIoU=mean,
+                         ci_low=low, ci_high=high, rdt=rdt_mean, rdt_ci_low=rdt_low,
+                         rdt_ci_high=rdt_high))
+    return pd.DataFrame(rows)
+
+
+def transfer_figure(table: pd.DataFrame, path: Path) -> Path:
+    """A source x target heatmap of test mIoU per method, each cell annotated with its RDT."""
+    methods = sorted({(m, p) for m, p in zip(table['method'], table['pretrain set'])})
+    sets = sorted(set(table['source']) | set(table['target']))
+    fig, axes = plt.subplots(1, len(methods), squeeze=False, figsize=(
+        max(4.0, (1.3 * len(sets) + 1.5) * len(methods)), 1.1 * len(sets) + 2))
+    for ax, (method, pretrain) in zip(axes[0], methods):
+        part = table[(table['method'] == method) & (table['pretrain set'] == pretrain)]
+        grid = np.full((len(sets), len(sets)), np.nan)
+        notes = {}
+        for _, row in part.iterrows():
+            i, j = sets.index(row['source']), sets.index(row['target'])
+            grid[i, j] = row['mIoU']
+            notes[i, j] = f"{row['mIoU']:.1f}\nRDT {row['rdt']:+.2f}"
+        image = ax.imshow(grid, vmin=0, vmax=100, cmap='viridis')
+        for (i, j), text in notes.items():
+            ax.text(j, i, text, ha='center', va='center', fontsize=7,
+                    color='white' if grid[i, j] < 60 else 'black')
+        ax.set_xticks(range(len(sets)), sets, rotation=45, ha='right', fontsize=7)
+        ax.set_yticks(range(len(sets)), sets, fontsize=7)
+        ax.set_xlabel('tested on')
+        ax.set_ylabel('fine-tuned on')
+        ax.set_title(method if pretrain == '-' else f'{method} ({pretrain})', fontsize=8)
+    fig.colorbar(image, ax=list(axes[0]), label='test mIoU (%)', shrink=0.8)
+    return _save(fig, path)
+
+
+# -- training tricks -----------------------------------------------------------------------
+def tricks_table(records: Iterable[dict]) -> pd.DataFrame:
+    groups: dict[tuple, list] = defaultdict(list)
+    settings = {}
+    for rec in _finished(records):
+        trick = rec.get('row', {}).get('trick')
+        if trick is None or rec.get('config', {}).get('labels'):
+            continue
+        key = (rec['dataset'], rec['method_label'], rec.get('pretrain_set') or '-', trick)
+        groups[key].append(rec)
+        settings[key] = ', '.join(f'{k}={v}' for k, v in sorted(rec['row'].get('scale', {})
+                                                              .items())) or 'defaults'
+    columns = ['dataset', 'method', 'pretrain set', 'trick']
+    rows = _summary(groups, columns)
+    baseline = {(r['dataset'], r['method'], r['pretrain set']): r['mIoU'] for r in rows
+                if r['trick'] == 'baseline'}
+    for r in rows:
+        key = tuple(r[c] for c in columns)
+        r['settings'] = settings[key]
+        r['vs baseline'] = r['mIoU'] - baseline.get(key[:3], float('nan'))
+    order = {key: min(rec.get('row', {}).get('index', 0) for rec in recs)  # suite row order
+             for key, recs in groups.items()}
+    rows.sort(key=lambda r: (r['dataset'], r['method'], r['pretrain set'],
+                             order[tuple(r[c] for c in columns)]))
+    return pd.DataFrame(rows, columns=columns + ['settings', 'runs', 'seeds', 'mIoU', 'ci_low',
+                                                 'ci_high', 'vs baseline'])
+
+
+# -- morphology ----------------------------------------------------------------------------
+def morphology_table(records: Iterable[dict]) -> pd.DataFrame:
+    """Per row and class: totals over the test images, then relative errors (mean over seeds)."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for rec in _finished(records):
+        if rec.get('config', {}).get('labels'):  # label subsets: see label_efficiency
+            continue
+        for entry in rec.get('morphology', []):
+            groups[(rec['dataset'], rec['method_label'], rec.get('pretrain_set') or '-',
+                    encoder_mode(rec), rec.get('row', {}).get('trick', '-'),
+                    entry['class_name'], rec['key'])].append(entry)
+    per_seed = []  # one entry per run
+    for key, entries in groups.items():
+        count_true = sum(e['count_true'] for e in entries)
+        count_pred = sum(e['count_pred'] for e in entries)
+        radius = {side: _weighted_radius(entries, side) for side in ('true', 'pred')}
+        per_seed.append(dict(key=key[:-1], count_true=count_true, count_pred=count_pred,
+                             radius_true=radius['true'], radius_pred=radius['pred']))
+    rows = []
+    for key in sorted({p['key'] for p in per_seed}):
+        part = [p for p in per_seed if p['key'] == key]
+        mean = {k: float(np.nanmean([p[k] for p in part])) if part else float('nan')
+                for k in ('count_true', 'count_pred', 'radius_true', 'radius_pred')}
+        rows.append({**dict(zip(['dataset', 'method', 'pretrain set', 'protocol', 'trick',
+                                 'class'], key)), 'seeds': len(part),
+                     'regions (truth)': mean['count_true'],
+                     'regions (prediction)': mean['count_pred'],
+                     'region count rel. error': _rel(mean['count_pred'], mean['count_true']),
+                     'mean eq. radius px (truth)': mean['radius_true'],
+                     'mean eq. radius px (prediction)': mean['radius_pred'],
+                     'radius rel. error': _rel(mean['radius_pred'], mean['radius_true'])})
+    return pd.DataFrame(rows)
+
+
+def _weighted_radius(entries: list[dict], side: str) -> float:
+    """Mean equivalent radius over all regions of all images (weighted by region counts)."""
+    counts = np.array([e[f'count_{side}'] for e in entries], float)
+    radii = np.array([e[f'mean_radius_{side}'] for e in entries], float)
+    keep = counts > 0
+    return float((counts[keep] * radii[keep]).sum() / counts[keep].sum()) if keep.any() \
+        else float('nan')
+
+
+def _rel(pred: float, true: float) -> float:
+    return (pred - true) / true if true and not math.isnan(true) else float('nan')
+
+
+# -- all of them ---------------------------------------------------------------------------
+def write_protocol_tables(records: Iterable[dict], out_dir: Path) -> dict[str, list[Path]]:
+    """Write the tables (csv, md, tex) and figures of every protocol present in ``records``."""
+    records = list(records)
+    out_dir = Path(out_dir)
+    written: dict[str, list[Path]] = {}
+    labels = label_efficiency_table(records)
+    if len(labels):
+        summary = label_efficiency_summary(labels)
+        written['label_efficiency'] = (
+            write_table(labels, out_dir, 'label_efficiency',
+                        'Label efficiency: test mIoU (%) per run (n labelled images, draw, seed)')
+            + write_table(summary, out_dir, 'label_efficiency_summary',
+                          f'Label efficiency: mean and {int(LEVEL * 100)} % interval over '
+                          'draws and seeds')
+            + [label_efficiency_figure(summary, out_dir / 'label_efficiency.png')])
+    frozen = frozen_table(records)
+    if len(frozen) and set(frozen['protocol']) != {'full'}:
+        written['frozen'] = write_table(
+            frozen, out_dir, 'frozen',
+            'Frozen encoder: full fine-tuning, frozen encoder + decoder, linear probe')
+    runs = transfer_runs(records)
+    if len(runs):
+        table = transfer_table(runs)
+        written['transfer'] = (write_table(table, out_dir, 'transfer',
+                                           'Transfer: test mIoU (%) on each target set; '
+                                           'RDT = (target - source) / source')
+                               + [transfer_figure(table, out_dir / 'transfer.png')])
+    tricks = tricks_table(records)
+    if len(tricks):
+        written['tricks'] = write_table(tricks, out_dir, 'tricks',
+                                        'Training tricks: test mIoU (%) and difference from '
+                                        'the baseline of the same method')
+    morphology = morphology_table(records)
+    if len(morphology):
+        written['per_class_morphology'] = write_table(
+            morphology, out_dir, 'per_class_morphology',
+            'Per-class morphology: connected regions and mean equivalent radius, '
+            'prediction vs truth (test images)')
+    return written
