@@ -35,12 +35,12 @@ SUITE_KEYS: dict[str, tuple[Any, str]] = dict(
     scale=(REQUIRED, 'dict(pretrain=dict(...), finetune=dict(...)): see the scale keys'),
     quoted=([], 'reference values from other papers shown beside a table, marked quoted'),
     notes=('', "text appended to the tables' titles"),
-    # settings added by features developed alongside (paper fidelity, protocols, resources)
-    recipe=('paper', "'paper' or 'authors-code': which reading of the paper to reproduce"),
+    recipe=('paper', "label of the reading a suite follows: 'paper' or 'authors-code'"),
     duplicate_threshold=(0.95, 'near-duplicate similarity for pretraining exclusion; None: off'),
-    sync_bn=(None, 'synchronised batch norm under a launcher (default: on for SSL)'),
-    vis_backend=(None, "experiment tracking: 'tensorboard', 'wandb' or 'mlflow'"),
-    baseline=(None, 'row the tables compare the other rows against'),
+    baseline=('RandomInit', 'method the tables compare the other rows against'),
+    transfer=(False, 'score every fine-tuned model on the other sets with the same classes'),
+    label_efficiency=(None, "dict(n_labelled=[1, 2, 'all'], draws=k) for every row"),
+    morphology=({}, 'fine-tuning set -> class names whose connected regions are counted'),
 )
 
 # Keys of scale['pretrain'] and scale['finetune'] (and of finetune_scale entries).
@@ -51,17 +51,12 @@ _COMMON_SCALE_KEYS: dict[str, tuple[Any, str]] = dict(
     rescale=(None, 'resize every image by this factor first (CPU-sized suites)'),
     num_workers=(0, 'data-loader worker processes'),
     precision=('fp32', "'fp32', 'bf16', 'fp16' or 'auto' (--precision overrides it)"),
-    sync_bn=(None, 'synchronised batch norm under a launcher'),
-    drop_last=(None, 'drop the last partial batch of an epoch (default: the stage\'s rule)'),
-    downscale=(None, 'down-scaling of the images before patching'),
-    recipe=(None, "per-stage 'paper' / 'authors-code' recipe"),
-    vis_backend=(None, 'experiment-tracking backend of this stage'),
-    duplicate_threshold=(None, 'near-duplicate threshold of this stage\'s data'),
 )
 PRETRAIN_SCALE_KEYS: dict[str, tuple[Any, str]] = dict(
     _COMMON_SCALE_KEYS,
     crop_size=(None, 'random-resized-crop output of each view (default: patch_size)'),
     overlap=(0.0, 'patch overlap of sources that set none (0.5 = half a patch)'),
+    sync_bn=(None, 'SyncBatchNorm under a launcher (default: on with several CUDA processes)'),
 )
 FINETUNE_SCALE_KEYS: dict[str, tuple[Any, str]] = dict(
     _COMMON_SCALE_KEYS,
@@ -72,19 +67,24 @@ FINETUNE_SCALE_KEYS: dict[str, tuple[Any, str]] = dict(
     eval_batch_size=(None, 'batch of validation and test (default: batch_size; test: 8)'),
     val_interval=(1, 'epochs between validations'),
     resize=(None, 'resize every image to resize x resize first (the authors\' EBC input)'),
-    stride=(None, 'evaluation patch stride (default: patch_size, no overlap)'),
-    augmentation=(None, 'fine-tuning augmentation'),
-    encoder_lr_mult=(None, 'learning-rate multiplier of the encoder'),
-    class_balanced_crops=(None, 'sample crops balanced over classes'),
-    tta=(None, 'test-time augmentation'),
-    baseline=(None, 'baseline row of this fine-tuning set'),
+    eval_stride=(None, 'sliding-window stride of whole-image evaluation (default: half the '
+                       'patch)'),
+    encoder_mode=('full', "'full', 'frozen-decoder' or 'linear-probe'"),
+    augment=('none', "'none', 'flips', 'flips+rot90', 'photometric' or 'strong'"),
+    balanced_crops=(False, 'random crops whose largest class covers at most cat_max_ratio'),
+    cat_max_ratio=(0.75, 'largest-class share allowed in a balanced crop'),
+    downscale=(1.0, 'input down-scaling factor (0.5 halves it; predictions upsampled back)'),
+    tta=('none', "'none', 'flips', 'multiscale' or 'flips+multiscale'"),
+    tta_scales=((0.75, 1.0, 1.25), 'scales of multi-scale test-time augmentation'),
+    encoder_lr_mult=(1.0, 'encoder learning rate / decoder learning rate'),
 )
 SCALE_STAGES = dict(pretrain=PRETRAIN_SCALE_KEYS, finetune=FINETUNE_SCALE_KEYS)
 POSITIVE_INT_KEYS = ('epochs', 'batch_size', 'patch_size', 'crop_size', 'eval_batch_size',
                      'val_interval', 'resize')
 
 ROW_KEYS = dict(finetune=REQUIRED, method=REQUIRED, pretrain=None, table=None, published=None,
-                label=None, note=None, baseline=None)
+                label=None, note=None, baseline=None, scale=None, trick=None, transfer=None,
+                label_efficiency=None)
 PROTOCOLS = ('published', 'clean')
 # Options every data-set config may carry beside its reader's own.
 DATASET_EXTRA_KEYS = ('type', 'protocol_options')

@@ -44,11 +44,14 @@ def test_template_validates():
     assert suite.finetune_sets.mine.type == 'Folder' and suite.protocol == 'clean'
 
 
-def test_keys_added_by_other_work_are_accepted_and_typos_are_not():
-    check_scale('s', dict(epochs=1, batch_size=2, patch_size=32, stride=16, tta=True,
-                          encoder_lr_mult=0.1, augmentation={}, class_balanced_crops=True,
-                          downscale=2, drop_last=False, sync_bn=True, baseline='x'), 'finetune')
-    with pytest.raises(ConfigError, match="did you mean 'stride'"):
-        check_scale('s', dict(epochs=1, batch_size=2, patch_size=32, strid=16), 'finetune')
+def test_protocol_keys_are_accepted_and_typos_are_not():
+    check_scale('s', dict(epochs=1, batch_size=2, patch_size=32, eval_stride=16, tta='flips',
+                          encoder_lr_mult=0.1, augment='strong', balanced_crops=True,
+                          downscale=0.5, encoder_mode='full'), 'finetune')
+    check_scale('s', dict(epochs=1, batch_size=2, patch_size=32, sync_bn=True), 'pretrain')
+    with pytest.raises(ConfigError, match="did you mean 'eval_stride'"):
+        check_scale('s', dict(epochs=1, batch_size=2, patch_size=32, eval_strid=16), 'finetune')
+    with pytest.raises(ConfigError, match="sync_bn"):
+        check_scale('s', dict(epochs=1, batch_size=2, patch_size=32, sync_bn=True), 'finetune')
     with pytest.raises(ConfigError, match='positive integer'):
         check_scale('s', dict(epochs=0, batch_size=2, patch_size=32), 'pretrain')
