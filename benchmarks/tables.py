@@ -259,7 +259,9 @@ def per_class_table(records: Iterable[dict], result: str = 'test') -> pd.DataFra
 def to_markdown(table: pd.DataFrame) -> str:
     shown = table.copy()
     for column in shown.columns:
-        if shown[column].dtype.kind == 'f':
+        if column == 'p_vs_baseline':  # small p-values must not print as 0.00
+            shown[column] = shown[column].map(lambda p: '' if pd.isna(p) else f'{p:.2g}')
+        elif shown[column].dtype.kind == 'f':
             shown[column] = shown[column].map(_fmt)
     return shown.to_markdown(index=False)
 

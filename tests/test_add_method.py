@@ -33,7 +33,7 @@ def test_new_method_file_appears_in_list_and_table(readme_plugin, tmp_path):
     assert len(table) == 1
     row = table.iloc[0]
     assert row['method'] == readme_plugin and row['pretrain set'] == 'synthetic'
-    assert 0.0 < row['mIoU (%)'] <= 100.0
+    assert 0.0 < row['mean'] <= 100.0
 
 
 def test_plugin_outside_the_repository_via_flag(tmp_path):
