@@ -7,8 +7,10 @@
 - ``tricks.csv``: each trick's mIoU and its difference from the same method's baseline;
 - ``per_class_morphology.csv``: region counts and radii per row and class.
 
-Intervals are t-intervals of the mean over runs (seeds x draws) with scipy.stats; the
-suite-wide bootstrap intervals of the measurement work can replace them where it lands.
+Intervals: the hierarchical bootstrap of ``benchmarks/stats.py`` (runs = seeds x draws, then
+test images within each run) wherever every run of a row has per-image areas; otherwise (older
+records), and for the transfer matrix and its RDT, a t-interval of the mean over runs. The
+``interval`` column says which.
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from .figures import _save  # noqa: E402
-from .tables import write_table  # noqa: E402
+from . import stats as bootstrap  # noqa: E402
+from .tables import metric_cfg_of, write_table  # noqa: E402
 from .transfer import rdt  # noqa: E402
 
 LEVEL = 0.95
@@ -45,6 +48,18 @@ def mean_interval(values: Iterable[float], level: float = LEVEL) -> tuple[float,
         return mean, mean, mean
     low, high = stats.t.interval(level, len(values) - 1, loc=mean, scale=sem)
     return mean, float(low), float(high)
+
+
+def runs_interval(results: list[dict], metric_cfg: dict) -> tuple[float, float, float, str]:
+    """Mean mIoU over runs and its 95 % interval; ``results`` are the runs' evaluation dicts
+    (``record['test']`` or a transfer target's). Bootstrap over runs then images where every run
+    kept its per-image areas, else a t-interval over the runs' mIoU."""
+    if results and all(r.get('images') for r in results):
+        seeds = [bootstrap.SeedAreas(
+            np.asarray([u['intersection'] for u in r['images']], dtype=np.float64),
+            np.asarray([u['union'] for u in r['images']], dtype=np.float64)) for r in results]
+        return (*bootstrap.row_interval(seeds, metric_cfg), 'bootstrap')
+    return (*mean_interval(r['mIoU'] for r in results), 't')
 
 
 def _finished(records: Iterable[dict]) -> list[dict]:
@@ -81,10 +96,10 @@ def protocol_run(rec: dict) -> bool:
 def _summary(groups: dict, columns: list[str]) -> list[dict]:
     rows = []
     for key, recs in groups.items():
-        mean, low, high = mean_interval(r['test']['mIoU'] for r in recs)
+        mean, low, high, kind = runs_interval([r['test'] for r in recs], metric_cfg_of(recs[0]))
         rows.append({**dict(zip(columns, key)), 'runs': len(recs),
                      'seeds': ','.join(str(s) for s in sorted({r['seed'] for r in recs})),
-                     'mIoU': mean, 'ci_low': low, 'ci_high': high})
+                     'mIoU': mean, 'ci_low': low, 'ci_high': high, 'interval': kind})
     return rows
 
 
@@ -107,20 +122,22 @@ def label_efficiency_table(records: Iterable[dict]) -> pd.DataFrame:
         rows.append({**_ident(rec), 'dataset': rec['dataset'], 'n_requested': labels['n'],
                      'n_labelled': rec.get('n_labelled', labels['n']), 'draw': labels['draw'],
                      'seed': rec['seed'], 'mIoU': rec['test']['mIoU'],
-                     'evaluation protocol': rec.get('protocol')})
+                     'evaluation protocol': rec.get('protocol'), 'key': rec['key']})
     columns = ['method', 'pretrain set', 'dataset', 'n_requested', 'n_labelled', 'draw', 'seed',
-               'mIoU', 'evaluation protocol']
+               'mIoU', 'evaluation protocol', 'key']
     return pd.DataFrame(rows, columns=columns).sort_values(
         ['dataset', 'method', 'pretrain set', 'n_labelled', 'draw', 'seed'], ignore_index=True)
 
 
-def label_efficiency_summary(table: pd.DataFrame) -> pd.DataFrame:
+def label_efficiency_summary(table: pd.DataFrame, records: Iterable[dict]) -> pd.DataFrame:
+    by_key = {r['key']: r for r in records}
     rows = []
     for key, group in table.groupby(['dataset', 'method', 'pretrain set', 'n_labelled'],
                                     sort=True):
-        mean, low, high = mean_interval(group['mIoU'])
+        recs = [by_key[k] for k in group['key']]
+        mean, low, high, kind = runs_interval([r['test'] for r in recs], metric_cfg_of(recs[0]))
         rows.append(dict(zip(['dataset', 'method', 'pretrain set', 'n_labelled'], key),
-                         runs=len(group), mIoU=mean, ci_low=low, ci_high=high))
+                         runs=len(group), mIoU=mean, ci_low=low, ci_high=high, interval=kind))
     return pd.DataFrame(rows)
 
 
@@ -160,7 +177,8 @@ def frozen_table(records: Iterable[dict]) -> pd.DataFrame:
     rows = sorted(_summary(groups, columns),
                   key=lambda r: (r['dataset'], r['method'], r['pretrain set'],
                                  order[r['protocol']]))
-    return pd.DataFrame(rows, columns=columns + ['runs', 'seeds', 'mIoU', 'ci_low', 'ci_high'])
+    return pd.DataFrame(rows, columns=columns + ['runs', 'seeds', 'mIoU', 'ci_low', 'ci_high',
+                                                 'interval'])
 
 
 # -- transfer ------------------------------------------------------------------------------
@@ -190,7 +208,7 @@ def transfer_table(runs: pd.DataFrame) -> pd.DataFrame:
         rows.append(dict(zip(['method', 'pretrain set', 'source', 'target'], key),
                          seeds=','.join(map(str, sorted(group['seed']))), mIoU=mean,
                          ci_low=low, ci_high=high, rdt=rdt_mean, rdt_ci_low=rdt_low,
-                         rdt_ci_high=rdt_high))
+                         rdt_ci_high=rdt_high, interval='t'))
     return pd.DataFrame(rows)
 
 
@@ -304,7 +322,7 @@ def write_protocol_tables(records: Iterable[dict], out_dir: Path) -> dict[str, l
     written: dict[str, list[Path]] = {}
     labels = label_efficiency_table(records)
     if len(labels):
-        summary = label_efficiency_summary(labels)
+        summary = label_efficiency_summary(labels, records)
         written['label_efficiency'] = (
             write_table(labels, out_dir, 'label_efficiency',
                         'Label efficiency: test mIoU (%) per run (n labelled images, draw, seed)')
