@@ -238,7 +238,9 @@ def validate_suite(suite: Mapping, where: Optional[str] = None) -> None:
         raise ConfigError(f'{where}: scale must be dict(pretrain=dict(...), finetune=dict(...))')
     check_keys(f'{where}: scale', scale, dict(pretrain=REQUIRED, finetune=REQUIRED))
     for stage in SCALE_STAGES:
-        check_scale(f'{where}: scale.{stage}', scale[stage], stage)
+        # a suite without pretraining (no pretraining sets) may leave scale.pretrain empty
+        no_ssl = stage == 'pretrain' and not scale[stage] and not suite.get('pretrain_sets')
+        check_scale(f'{where}: scale.{stage}', scale[stage], stage, partial=no_ssl)
 
     finetune_sets = suite['finetune_sets']
     pretrain_sets = suite.get('pretrain_sets', {})

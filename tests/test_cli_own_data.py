@@ -50,8 +50,9 @@ def test_own_folder_and_suite_outside_the_repository_to_a_table(tmp_path):
     assert records[0]['dataset_meta']['classes'] == ['matrix', 'ferrite', 'pearlite', 'pore']
     assert set(records[0]['test']) and 0.0 <= records[0]['test']['mIoU'] <= 100.0
     [pretrain] = [json.loads(p.read_text()) for p in (work / 'records' / 'pretrain').glob('*.json')]
-    # 8 labeled images less 2 test images, plus the 4 of unlabeled/ (used without being named)
-    assert pretrain['status'] == 'finished' and pretrain['pool_size'] == 6 + 4
+    # 8 labeled images less 2 test and 1 validation image (clean protocol: both kept out of
+    # pretraining), plus the 4 of unlabeled/ (used without being named)
+    assert pretrain['status'] == 'finished' and pretrain['pool_size'] == 5 + 4
 
     plan = run_cli(*common, '--dry-run', '--format', 'json', cwd=project, timeout=300, env=env)
     assert plan.returncode == 0, plan.stderr[-2000:]
