@@ -6,6 +6,7 @@ import math
 import os
 import random
 import socket
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +23,9 @@ from .registry import HOOKS
 
 LOG = logging.getLogger(__name__)
 WEIGHTS_ONLY_SCHEME = 'weights-only://'
+# Seconds of training between resume checkpoints (0: after every epoch). The last epoch always
+# saves. Results do not depend on it; an interruption repeats at most this much training.
+RESUME_EVERY_ENV = 'MATSSL_RESUME_EVERY_S'
 _checked: dict[str, dict] = {}  # resume checkpoints already loaded by check_resume_checkpoint
 
 
@@ -121,6 +125,18 @@ class ProgressBarHook(Hook):
             self.bar = None
 
 
+def resume_interval() -> float:
+    """``MATSSL_RESUME_EVERY_S`` as seconds >= 0 (unset: 0, a resume checkpoint per epoch)."""
+    raw = os.environ.get(RESUME_EVERY_ENV, '0')
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f'{RESUME_EVERY_ENV} must be a number of seconds >= 0, got {raw!r}')
+    return value
+
+
 @HOOKS.register_module()
 class RunStateHook(Hook):
     """Per-epoch history, best-epoch selection and a resume checkpoint written after validation.
@@ -128,7 +144,9 @@ class RunStateHook(Hook):
     At the end of each epoch (after its validation, if any) it saves the best
     model weights to ``best.pth`` when the selection metric improved, then a
     full resume checkpoint ``resume.pth`` holding the optimiser, the history
-    and the RNG states, so that a resumed run repeats an uninterrupted one.
+    and the RNG states, so that a resumed run repeats an uninterrupted one
+    (with ``MATSSL_RESUME_EVERY_S`` set: only once that many seconds have passed
+    since the last one, and after the last epoch).
     """
 
     priority = 'LOW'
@@ -136,6 +154,8 @@ class RunStateHook(Hook):
     def __init__(self, out_dir: str, select_metric: Optional[str] = None):
         self.out_dir = Path(out_dir)
         self.select_metric = select_metric
+        self.resume_every_s = resume_interval()
+        self._last_saved = time.monotonic()
         self.history: list[dict] = []
         self.best: Optional[dict] = None
         self._losses: list[float] = []
@@ -184,6 +204,10 @@ class RunStateHook(Hook):
                                             or epoch == loop.max_epochs)
 
     def _save(self, runner, completed_epochs: int) -> None:
+        last = completed_epochs >= runner.train_loop.max_epochs
+        if not last and time.monotonic() - self._last_saved < self.resume_every_s:
+            return
+        self._last_saved = time.monotonic()
         # a per-process temporary name: two writers never share a half-written file
         tmp_name = f'.resume.pth.{socket.gethostname()}.{os.getpid()}.tmp'
         try:

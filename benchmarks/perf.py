@@ -55,6 +55,7 @@ if __name__ == '__main__':  # run as a file: keep benchmarks/ itself off the imp
     _here = str(Path(__file__).resolve().parent)
     sys.path[:] = [p for p in sys.path if str(Path(p or '.').resolve()) != _here]
 
+import numpy as np
 import torch
 from mmengine.dataset import DefaultSampler
 from mmengine.device import get_device
@@ -370,6 +371,23 @@ class Workloads:
         step(next(iter(loader)))  # warm the fresh model
         return len(dataset), perf_scale.best_time(lambda: [step(b) for b in loader], 2)
 
+    def sliding_window_seconds(self, side: int) -> tuple[int, float]:
+        """(pixels, best seconds) of whole-image sliding-window inference (evaluation.py, the
+        suite's window, default stride and eval batch) on one ``side`` x ``side`` image."""
+        from matssl_bench.evaluation import default_stride, model_logits_fn, slide_logits
+        model = stages.build_segmenter(self.arch, self.data.num_classes, self.ft).to(self.device)
+        model.eval()
+        image = np.random.default_rng(self.seed).integers(0, 256, (side, side, 3), np.uint8)
+        window = self.ft['patch_size']
+        logits_fn = model_logits_fn(model)
+        batch = self.ft.get('eval_batch_size') or self.ft['batch_size']
+
+        def infer():
+            slide_logits(logits_fn, image, window, default_stride(window, self.ft.get(
+                'eval_stride')), batch)
+        infer()  # warm-up
+        return side * side, perf_scale.best_time(infer, 2)
+
     def headroom(self, which: str) -> dict:
         """The suite's loader alone (as stages.py configures it) against its step alone."""
         dataset, scale, batch, drop_last = self._stage_data(which)
@@ -470,9 +488,14 @@ def scaling_section(work: Workloads, args) -> dict:
     epochs = [work.finetune_epoch_seconds(n) for n in sizes]
     counts = [4, 8, 16] if args.scaling_small else [8, 16, 32]
     prepare = [perf_scale.time_prepare_data(n, size=args.image_size) for n in counts]
+    window = work.ft['patch_size']
+    sides = [window * k for k in ((1, 2, 4) if args.scaling_small else (2, 4, 8))]
+    sliding = [work.sliding_window_seconds(side) for side in sides]
     return dict(
         finetune_epoch_vs_patches=perf_scale.fit_exponent([p for p, _ in epochs],
                                                           [t for _, t in epochs]),
+        sliding_window_eval_vs_pixels=perf_scale.fit_exponent([p for p, _ in sliding],
+                                                              [t for _, t in sliding]),
         prepare_data_vs_images=perf_scale.fit_exponent(counts, prepare))
 
 

@@ -168,6 +168,15 @@ def estimated_cost(stage: str, arch: str, scale: dict, cfgs: list[dict]) -> floa
     return job_cost(stage, arch, scale, patches)
 
 
+def pretraining_seed(suite: Config, seeds: list[int], seed: int) -> int:
+    """The SSL seed behind fine-tuning ``seed``: itself, or with ``pretrain_seeds`` set the
+    one at the seed's position in ``seeds``, cycling (``[0]``: one encoder for all seeds)."""
+    shared = suite.get('pretrain_seeds')
+    if not shared:
+        return seed
+    return list(shared)[seeds.index(seed) % len(shared)]
+
+
 def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datasets=None,
            rows=None) -> list[Job]:
     """Jobs of ``suite`` in execution order (each pretraining job before its first user).
@@ -175,6 +184,7 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
     ``methods``/``datasets`` are glob patterns on method names and fine-tuning
     set names; ``rows`` are indices into the expanded row list.
     """
+    chosen_seeds = seeds  # --seeds: every row runs these
     seeds = list(seeds if seeds is not None else suite.get('seeds', [0]))
     arch = suite.backbone
     scale = suite.scale
@@ -210,7 +220,9 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
         weights = method.weights_sha256(arch)
         provenance = dict(weights_sha256=weights) if weights else {}
         draws = label_draws(row.get('label_efficiency', suite.get('label_efficiency')), where)
-        for seed, labels in ((s, l) for l in draws for s in seeds):
+        row_seeds = list(row.get('seeds') or seeds) if chosen_seeds is None else seeds
+        for seed, labels in ((s, l) for l in draws for s in row_seeds):
+            pretrain_seed = pretraining_seed(suite, row_seeds, seed)
             pretrain_key = None
             pretrain_set = None
             if method.needs_pretraining:
@@ -223,13 +235,14 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                             duplicate_threshold=suite.get('duplicate_threshold', 0.95),
                             data_manifests=manifest_hashes(
                                 list(suite.pretrain_sets[pretrain_set]) + excluded_sets),
-                            method_code=code, arch=arch, scale=scale['pretrain'], seed=seed,
-                            **provenance)
+                            method_code=code, arch=arch, scale=scale['pretrain'],
+                            seed=pretrain_seed, **provenance)
                 pretrain_key = config_key(spec)
                 if pretrain_key not in pretrain_jobs:
-                    job = Job('pretrain', pretrain_key, row['method'], pretrain_set, None, seed,
-                              spec, est_cost=estimated_cost('pretrain', arch, scale['pretrain'],
-                                                            list(spec['sources'])))
+                    job = Job('pretrain', pretrain_key, row['method'], pretrain_set, None,
+                              pretrain_seed, spec,
+                              est_cost=estimated_cost('pretrain', arch, scale['pretrain'],
+                                                      list(spec['sources'])))
                     pretrain_jobs[pretrain_key] = job
                     jobs.append(job)
             spec = dict(method=method.config(), pretrain_key=pretrain_key,

@@ -9,8 +9,11 @@
 
 Intervals: the hierarchical bootstrap of ``benchmarks/stats.py`` (runs = seeds x draws, then
 test images within each run) wherever every run of a row has per-image areas; otherwise (older
-records), and for the transfer matrix and its RDT, a t-interval of the mean over runs. The
-``interval`` column says which.
+records), and for the RDT, a t-interval of the mean over runs. The ``interval`` column says
+which. Comparisons are paired (:func:`paired_runs`): each method against the suite's baseline
+on the same draw and seed (label efficiency, transfer), a frozen encoder against full
+fine-tuning of the same method and seed; ``delta``, its interval, the p-value, Holm's
+adjustment over the table's comparisons and a verdict (``stats.verdict``).
 """
 from __future__ import annotations
 
@@ -33,6 +36,48 @@ from .tables import metric_cfg_of, write_table  # noqa: E402
 from .transfer import rdt  # noqa: E402
 
 LEVEL = 0.95
+PAIRED_COLUMNS = ['delta', 'delta_ci95_low', 'delta_ci95_high', 'p', 'p_holm', 'verdict',
+                  'pairs']
+
+
+def _seed_areas(result: dict, names: list[str]) -> bootstrap.SeedAreas:
+    by_name = {u['name']: u for u in result['images']}
+    units = [by_name[n] for n in names]
+    return bootstrap.SeedAreas(np.asarray([u['intersection'] for u in units], dtype=np.float64),
+                               np.asarray([u['union'] for u in units], dtype=np.float64))
+
+
+def paired_runs(pairs: list[tuple[dict, dict]], metric_cfg: dict) -> dict:
+    """``a - b`` over pairs of evaluation dicts of one seed/draw each (``record['test']`` or a
+    transfer target's): mean difference in mIoU points, 95 % interval and two-sided p.
+
+    Paired hierarchical bootstrap (pairs, then the shared test images) where every run has
+    per-image areas of the same images; otherwise a paired t-test over the runs' mIoU.
+    """
+    if not pairs:
+        return dict.fromkeys(PAIRED_COLUMNS[:4], float('nan')) | dict(pairs=0)
+    names = [u['name'] for u in pairs[0][0].get('images') or []]
+    same_images = names and all({u['name'] for u in r.get('images') or []} == set(names)
+                                for pair in pairs for r in pair)
+    if same_images:
+        delta, low, high, p = bootstrap.paired_difference(
+            [_seed_areas(a, names) for a, _ in pairs], [_seed_areas(b, names) for _, b in pairs],
+            metric_cfg)
+    else:
+        diffs = np.asarray([a['mIoU'] - b['mIoU'] for a, b in pairs], dtype=np.float64)
+        delta, low, high = mean_interval(diffs)
+        p = (float(stats.ttest_1samp(diffs, 0.0).pvalue) if len(diffs) > 1 and diffs.std() > 0
+             else float('nan'))
+    return dict(delta=delta, delta_ci95_low=low, delta_ci95_high=high, p=p, pairs=len(pairs))
+
+
+def add_verdicts(rows: list[dict]) -> None:
+    """Holm-adjust the ``p`` of ``rows`` (one table's comparisons) and add verdicts."""
+    adjusted = bootstrap.holm([r.get('p', float('nan')) for r in rows])
+    for row, p_holm in zip(rows, adjusted):
+        row['p_holm'] = float(p_holm)
+        row['verdict'] = bootstrap.verdict(row.get('delta', float('nan')), p_holm) \
+            if 'delta' in row else ''
 
 
 def mean_interval(values: Iterable[float], level: float = LEVEL) -> tuple[float, float, float]:
@@ -129,16 +174,32 @@ def label_efficiency_table(records: Iterable[dict]) -> pd.DataFrame:
         ['dataset', 'method', 'pretrain set', 'n_labelled', 'draw', 'seed'], ignore_index=True)
 
 
-def label_efficiency_summary(table: pd.DataFrame, records: Iterable[dict]) -> pd.DataFrame:
+def label_efficiency_summary(table: pd.DataFrame, records: Iterable[dict],
+                             baseline: str = 'RandomInit') -> pd.DataFrame:
+    """Mean and interval per (set, method, n), and each method minus ``baseline`` (a method's
+    registry name) on the same draws and seeds."""
     by_key = {r['key']: r for r in records}
+    keys = ['dataset', 'method', 'pretrain set', 'n_labelled']
+    runs = {}
+    for key, group in table.groupby(keys, sort=True):
+        runs[key] = {(d, s): by_key[k] for d, s, k in zip(group['draw'], group['seed'],
+                                                         group['key'])}
     rows = []
-    for key, group in table.groupby(['dataset', 'method', 'pretrain set', 'n_labelled'],
-                                    sort=True):
-        recs = [by_key[k] for k in group['key']]
+    for key, by_run in runs.items():
+        recs = list(by_run.values())
         mean, low, high, kind = runs_interval([r['test'] for r in recs], metric_cfg_of(recs[0]))
-        rows.append(dict(zip(['dataset', 'method', 'pretrain set', 'n_labelled'], key),
-                         runs=len(group), mIoU=mean, ci_low=low, ci_high=high, interval=kind))
-    return pd.DataFrame(rows)
+        row = dict(zip(keys, key), runs=len(recs), mIoU=mean, ci_low=low, ci_high=high,
+                   interval=kind)
+        if recs[0]['method'] != baseline:
+            base = next((b for k, b in runs.items() if k[0] == key[0] and k[3] == key[3]
+                         and next(iter(b.values()))['method'] == baseline), {})
+            shared = sorted(set(by_run) & set(base))
+            row.update(paired_runs([(by_run[s]['test'], base[s]['test']) for s in shared],
+                                   metric_cfg_of(recs[0])))
+        rows.append(row)
+    add_verdicts([r for r in rows if 'delta' in r])
+    return pd.DataFrame(rows, columns=keys + ['runs', 'mIoU', 'ci_low', 'ci_high', 'interval']
+                        + PAIRED_COLUMNS)
 
 
 def label_efficiency_figure(summary: pd.DataFrame, path: Path) -> Path:
@@ -167,6 +228,8 @@ def label_efficiency_figure(summary: pd.DataFrame, path: Path) -> Path:
 
 # -- frozen encoder ------------------------------------------------------------------------
 def frozen_table(records: Iterable[dict]) -> pd.DataFrame:
+    """Full fine-tuning, frozen encoder + decoder and linear probe per set and method; each
+    frozen mode minus full fine-tuning of the same method on the same seeds."""
     groups: dict[tuple, list] = defaultdict(list)
     for rec in _finished(records):
         if _plain(rec):
@@ -177,8 +240,17 @@ def frozen_table(records: Iterable[dict]) -> pd.DataFrame:
     rows = sorted(_summary(groups, columns),
                   key=lambda r: (r['dataset'], r['method'], r['pretrain set'],
                                  order[r['protocol']]))
+    for row in rows:
+        key = tuple(row[c] for c in columns)
+        full = {r['seed']: r for r in groups.get(key[:3] + ('full',) + key[4:], [])}
+        if row['protocol'] != 'full' and full:
+            mine = {r['seed']: r for r in groups[key]}
+            shared = sorted(set(mine) & set(full))
+            row.update(paired_runs([(mine[s]['test'], full[s]['test']) for s in shared],
+                                   metric_cfg_of(groups[key][0])))
+    add_verdicts([r for r in rows if 'delta' in r])
     return pd.DataFrame(rows, columns=columns + ['runs', 'seeds', 'mIoU', 'ci_low', 'ci_high',
-                                                 'interval'])
+                                                 'interval'] + PAIRED_COLUMNS)
 
 
 # -- transfer ------------------------------------------------------------------------------
@@ -195,21 +267,49 @@ def transfer_runs(records: Iterable[dict]) -> pd.DataFrame:
                 continue
             rows.append({**_ident(rec), 'source': rec['dataset'], 'target': target,
                          'seed': rec['seed'], 'mIoU': metrics['mIoU'], 'source mIoU': source,
-                         'rdt': rdt(metrics['mIoU'], source)})
+                         'rdt': rdt(metrics['mIoU'], source), 'key': rec.get('key')})
     return pd.DataFrame(rows, columns=['method', 'pretrain set', 'source', 'target', 'seed',
-                                       'mIoU', 'source mIoU', 'rdt'])
+                                       'mIoU', 'source mIoU', 'rdt', 'key'])
 
 
-def transfer_table(runs: pd.DataFrame) -> pd.DataFrame:
+def transfer_table(runs: pd.DataFrame, records: Iterable[dict] = (),
+                   baseline: str = 'RandomInit') -> pd.DataFrame:
+    """Mean mIoU and RDT per method, source and target; with ``records``, bootstrap intervals
+    of the mIoU and each method minus ``baseline`` on the same seeds (RDT keeps t-intervals)."""
+    by_key = {r['key']: r for r in records}
+    keys = ['method', 'pretrain set', 'source', 'target']
+
+    def result(key: str, target: str, source: str) -> dict:
+        rec = by_key[key]
+        return rec['test'] if target == source else rec['transfer'][target]
+
+    groups = {key: group for key, group in runs.groupby(keys, sort=True)}
     rows = []
-    for key, group in runs.groupby(['method', 'pretrain set', 'source', 'target'], sort=True):
-        mean, low, high = mean_interval(group['mIoU'])
+    for key, group in groups.items():
+        _, _, source, target = key
         rdt_mean, rdt_low, rdt_high = mean_interval(group['rdt'])
-        rows.append(dict(zip(['method', 'pretrain set', 'source', 'target'], key),
-                         seeds=','.join(map(str, sorted(group['seed']))), mIoU=mean,
-                         ci_low=low, ci_high=high, rdt=rdt_mean, rdt_ci_low=rdt_low,
-                         rdt_ci_high=rdt_high, interval='t'))
-    return pd.DataFrame(rows)
+        row = dict(zip(keys, key), seeds=','.join(map(str, sorted(group['seed']))),
+                   rdt=rdt_mean, rdt_ci_low=rdt_low, rdt_ci_high=rdt_high)
+        if all(k in by_key for k in group['key']):
+            results = {s: result(k, target, source) for s, k in zip(group['seed'], group['key'])}
+            cfg = metric_cfg_of(by_key[group['key'].iloc[0]])
+            mean, low, high, kind = runs_interval(list(results.values()), cfg)
+            row.update(mIoU=mean, ci_low=low, ci_high=high, interval=f'{kind} (RDT: t)')
+            method = by_key[group['key'].iloc[0]]['method']
+            base = next((g for k, g in groups.items() if k[2:] == key[2:]
+                         and by_key.get(g['key'].iloc[0], {}).get('method') == baseline), None)
+            if method != baseline and base is not None:
+                theirs = {s: result(k, target, source) for s, k in zip(base['seed'], base['key'])}
+                shared = sorted(set(results) & set(theirs))
+                row.update(paired_runs([(results[s], theirs[s]) for s in shared], cfg))
+        else:
+            mean, low, high = mean_interval(group['mIoU'])
+            row.update(mIoU=mean, ci_low=low, ci_high=high, interval='t')
+        rows.append(row)
+    add_verdicts([r for r in rows if 'delta' in r])
+    return pd.DataFrame(rows, columns=keys + ['seeds', 'mIoU', 'ci_low', 'ci_high', 'rdt',
+                                              'rdt_ci_low', 'rdt_ci_high', 'interval']
+                        + PAIRED_COLUMNS)
 
 
 def transfer_figure(table: pd.DataFrame, path: Path) -> Path:
@@ -315,32 +415,39 @@ def _rel(pred: float, true: float) -> float:
 
 
 # -- all of them ---------------------------------------------------------------------------
-def write_protocol_tables(records: Iterable[dict], out_dir: Path) -> dict[str, list[Path]]:
-    """Write the tables (csv, md, tex) and figures of every protocol present in ``records``."""
+def write_protocol_tables(records: Iterable[dict], out_dir: Path,
+                          baseline: str = 'RandomInit') -> dict[str, list[Path]]:
+    """Write the tables (csv, md, tex) and figures of every protocol present in ``records``;
+    methods are compared with ``baseline`` (a registry name) where a protocol pairs them."""
     records = list(records)
     out_dir = Path(out_dir)
     written: dict[str, list[Path]] = {}
     labels = label_efficiency_table(records)
     if len(labels):
-        summary = label_efficiency_summary(labels, records)
+        summary = label_efficiency_summary(labels, records, baseline)
         written['label_efficiency'] = (
             write_table(labels, out_dir, 'label_efficiency',
                         'Label efficiency: test mIoU (%) per run (n labelled images, draw, seed)')
             + write_table(summary, out_dir, 'label_efficiency_summary',
                           f'Label efficiency: mean and {int(LEVEL * 100)} % interval over '
-                          'draws and seeds')
+                          f'draws and seeds; delta = method - {baseline} on the same draws '
+                          'and seeds (paired), Holm over the table')
             + [label_efficiency_figure(summary, out_dir / 'label_efficiency.png')])
     frozen = frozen_table(records)
     if len(frozen) and set(frozen['protocol']) != {'full'}:
         written['frozen'] = write_table(
             frozen, out_dir, 'frozen',
-            'Frozen encoder: full fine-tuning, frozen encoder + decoder, linear probe')
+            'Frozen encoder: full fine-tuning, frozen encoder + decoder, linear probe; delta = '
+            'frozen mode - full fine-tuning of the same method and seeds (paired), Holm over '
+            'the table')
     runs = transfer_runs(records)
     if len(runs):
-        table = transfer_table(runs)
+        table = transfer_table(runs, records, baseline)
         written['transfer'] = (write_table(table, out_dir, 'transfer',
                                            'Transfer: test mIoU (%) on each target set; '
-                                           'RDT = (target - source) / source')
+                                           'RDT = (target - source) / source; delta = '
+                                           f'method - {baseline} on the same seeds (paired), '
+                                           'Holm over the table')
                                + [transfer_figure(table, out_dir / 'transfer.png')])
     tricks = tricks_table(records)
     if len(tricks):

@@ -61,7 +61,7 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, lis
                                result='test_last'), out_dir, f'{name}_last_epoch',
                 f'{name}, the last epoch\'s weights instead of the selected epoch\'s. '
                 f'{stats.method_note(baseline=baseline)}')
-    written.update(write_protocol_tables(all_records, out_dir))  # protocols beyond Tables 4-5
+    written.update(write_protocol_tables(all_records, out_dir, baseline))  # protocols beyond Tables 4-5
     written['figures'] = (validation_curves(records, out_dir)
                           + miou_intervals(interval_tables, out_dir)
                           + prediction_overlays(records, work_dir, out_dir))

@@ -105,16 +105,23 @@ class SuiteRunner:
     def run(self, jobs: list[Job]) -> list[Outcome]:
         """Run ``jobs`` in order; then wait for the ones another runner was doing."""
         outcomes: dict[str, Outcome] = {}
+        deferred: list[Job] = []  # their pretraining runs in another runner: do others first
         bar = tqdm(jobs, desc=f'suite {self.suite.suite_name}', unit='job', dynamic_ncols=True,
                    disable=self.rank != 0)
         for job in bar:
             bar.set_postfix_str(f'{job.stage} {job.method} {job.dataset or job.pretrain_set} '
                                 f'seed {job.seed}')
+            parent = outcomes.get(job.depends_on) if job.depends_on else None
+            if parent is not None and parent.status == 'running-elsewhere':
+                deferred.append(job)
+                continue
+            outcomes[job.key] = self._run_one(job, outcomes)
+        for job in deferred:  # waits for the pretraining only if it is still running
             outcomes[job.key] = self._run_one(job, outcomes)
         for key, outcome in list(outcomes.items()):
             if outcome.status == 'running-elsewhere':
                 outcomes[key] = self._wait_for(outcome.job, outcomes)
-        return list(outcomes.values())
+        return [outcomes[key] for key in dict.fromkeys(job.key for job in jobs) if key in outcomes]
 
     def _lock(self, job: Job) -> JobLock:
         return JobLock(self.work_dir / 'locks' / f'{job.stage}-{job.key}.lock')

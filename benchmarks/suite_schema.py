@@ -24,6 +24,7 @@ SUITE_KEYS: dict[str, tuple[Any, str]] = dict(
     table=('table4', 'table of the rows that do not name one'),
     protocol=('clean', "'published' or 'clean' (--protocol overrides it)"),
     seeds=([0], 'seeds; each row runs once per seed (--seeds overrides them)'),
+    pretrain_seeds=(None, 'SSL seeds the fine-tuning seeds share, in turn (None: each its own)'),
     backbone=('resnet50', 'ResNet encoder of every method: resnet18/34/50/101/152'),
     ssl_init=('imagenet', "encoder SSL methods start from: 'imagenet', 'micronet' or 'random'"),
     data_root=(None, 'conventional variable for the data folder; not read by the suite runner'),
@@ -84,7 +85,7 @@ POSITIVE_INT_KEYS = ('epochs', 'batch_size', 'patch_size', 'crop_size', 'eval_ba
 
 ROW_KEYS = dict(finetune=REQUIRED, method=REQUIRED, pretrain=None, table=None, published=None,
                 label=None, note=None, baseline=None, scale=None, trick=None, transfer=None,
-                label_efficiency=None)
+                label_efficiency=None, seeds=None)
 PROTOCOLS = ('published', 'clean')
 # Options every data-set config may carry beside its reader's own.
 DATASET_EXTRA_KEYS = ('type', 'protocol_options')
@@ -95,6 +96,13 @@ POOL_SOURCE_EXTRA_KEYS = ('overlap',)
 FILLED_DEFAULTS = ('description', 'table', 'protocol', 'seeds', 'backbone', 'method_cfg',
                    'pretrain_sets', 'finetune_scale', 'quoted', 'notes')
 
+
+
+def _check_seed_list(where: str, seeds) -> None:
+    """An optional seed list: None, or a non-empty list of integers."""
+    if seeds is not None and (not isinstance(seeds, (list, tuple)) or not seeds
+                              or not all(isinstance(s, int) for s in seeds)):
+        raise ConfigError(f'{where} must be None or a non-empty list of integers, got {seeds!r}')
 
 def apply_defaults(suite) -> None:
     """Fill the defaults of :data:`FILLED_DEFAULTS` into a validated suite config."""
@@ -232,6 +240,7 @@ def validate_suite(suite: Mapping, where: Optional[str] = None) -> None:
     seeds = suite.get('seeds', [0])
     if not isinstance(seeds, (list, tuple)) or not all(isinstance(s, int) for s in seeds):
         raise ConfigError(f'{where}: seeds must be a list of integers, got {seeds!r}')
+    _check_seed_list(f'{where}: pretrain_seeds', suite.get('pretrain_seeds'))
 
     scale = suite['scale']
     if not isinstance(scale, Mapping):
@@ -266,6 +275,7 @@ def validate_suite(suite: Mapping, where: Optional[str] = None) -> None:
         if not isinstance(row, Mapping):
             raise ConfigError(f'{at}: expected dict(finetune=, method=, pretrain=), got {row!r}')
         check_keys(at, row, ROW_KEYS)
+        _check_seed_list(f'{at}: seeds', row.get('seeds'))
         if row['finetune'] not in finetune_sets:
             raise ConfigError(f'{at}: finetune {row["finetune"]!r} is not in finetune_sets'
                               f'{did_you_mean(row["finetune"], finetune_sets)} '

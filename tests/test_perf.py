@@ -46,7 +46,8 @@ def test_perf_tiny(tmp_path):
         assert math.isclose(eff['achieved_flops_per_s'],
                             eff['flops_per_step'] * result[stage]['suite_steps_per_s'])
     # scaling: a fitted exponent over three sizes each; more work never takes much less time
-    for name in ('finetune_epoch_vs_patches', 'prepare_data_vs_images'):
+    for name in ('finetune_epoch_vs_patches', 'sliding_window_eval_vs_pixels',
+                 'prepare_data_vs_images'):
         fit = result['scaling'][name]
         assert len(set(fit['sizes'])) == 3 and 0.2 < fit['exponent'] < 3.0, fit
 
