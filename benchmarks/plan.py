@@ -212,6 +212,7 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
         if row.get('transfer', suite.get('transfer')):
             extra['transfer_targets'] = {name: suite.finetune_sets[name] for name in test_sets
                                          if name != row['finetune']}
+            extra['transfer_scores_unseen_only'] = True  # target images the source saw: out
         if suite.get('morphology', {}).get(row['finetune']):  # classes whose regions to count
             extra['morphology_classes'] = list(suite.morphology[row['finetune']])
         if 'trick' in row:  # a trick row is its own run, its baseline too

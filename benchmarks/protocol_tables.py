@@ -267,9 +267,12 @@ def transfer_runs(records: Iterable[dict]) -> pd.DataFrame:
                 continue
             rows.append({**_ident(rec), 'source': rec['dataset'], 'target': target,
                          'seed': rec['seed'], 'mIoU': metrics['mIoU'], 'source mIoU': source,
-                         'rdt': rdt(metrics['mIoU'], source), 'key': rec.get('key')})
+                         'rdt': rdt(metrics['mIoU'], source), 'key': rec.get('key'),
+                         'test images': len(metrics.get('images') or []) or None,
+                         'seen by source': len(metrics.get('seen_by_source', []))})
     return pd.DataFrame(rows, columns=['method', 'pretrain set', 'source', 'target', 'seed',
-                                       'mIoU', 'source mIoU', 'rdt', 'key'])
+                                       'mIoU', 'source mIoU', 'rdt', 'key', 'test images',
+                                       'seen by source'])
 
 
 def transfer_table(runs: pd.DataFrame, records: Iterable[dict] = (),
@@ -289,7 +292,9 @@ def transfer_table(runs: pd.DataFrame, records: Iterable[dict] = (),
         _, _, source, target = key
         rdt_mean, rdt_low, rdt_high = mean_interval(group['rdt'])
         row = dict(zip(keys, key), seeds=','.join(map(str, sorted(group['seed']))),
-                   rdt=rdt_mean, rdt_ci_low=rdt_low, rdt_ci_high=rdt_high)
+                   rdt=rdt_mean, rdt_ci_low=rdt_low, rdt_ci_high=rdt_high,
+                   test_images=group['test images'].max(),
+                   seen_by_source=group['seen by source'].max())
         if all(k in by_key for k in group['key']):
             results = {s: result(k, target, source) for s, k in zip(group['seed'], group['key'])}
             cfg = metric_cfg_of(by_key[group['key'].iloc[0]])
@@ -307,7 +312,8 @@ def transfer_table(runs: pd.DataFrame, records: Iterable[dict] = (),
             row.update(mIoU=mean, ci_low=low, ci_high=high, interval='t')
         rows.append(row)
     add_verdicts([r for r in rows if 'delta' in r])
-    return pd.DataFrame(rows, columns=keys + ['seeds', 'mIoU', 'ci_low', 'ci_high', 'rdt',
+    return pd.DataFrame(rows, columns=keys + ['seeds', 'test_images', 'seen_by_source',
+                                              'mIoU', 'ci_low', 'ci_high', 'rdt',
                                               'rdt_ci_low', 'rdt_ci_high', 'interval']
                         + PAIRED_COLUMNS)
 
@@ -445,7 +451,10 @@ def write_protocol_tables(records: Iterable[dict], out_dir: Path,
         table = transfer_table(runs, records, baseline)
         written['transfer'] = (write_table(table, out_dir, 'transfer',
                                            'Transfer: test mIoU (%) on each target set; '
-                                           'RDT = (target - source) / source; delta = '
+                                           'scored on the target test images the source '
+                                           'did not train or select on (seen_by_source: '
+                                           'left out); RDT = (target - source) / source; '
+                                           'delta = '
                                            f'method - {baseline} on the same seeds (paired), '
                                            'Holm over the table')
                                + [transfer_figure(table, out_dir / 'transfer.png')])

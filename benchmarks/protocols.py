@@ -85,18 +85,20 @@ def draw_labelled(names: Sequence[str], dataset: str, n, draw: int) -> list[str]
     return sorted(names[i] for i in rng.choice(len(names), size=n, replace=False))
 
 
-class LabelSubset(MicrographSet):
-    """A data set whose training split is one label-efficiency draw; other splits unchanged."""
+class SplitSubset(MicrographSet):
+    """``data`` with one labelled split restricted to the images named ``names``; the other
+    splits, the unlabeled pool and everything a reader offers unchanged."""
 
-    def __init__(self, data: MicrographSet, dataset: str, n, draw: int):
+    def __init__(self, data: MicrographSet, split: str, names):
         self.data = data
         self.classes, self.palette, self.splits = data.classes, data.palette, data.splits
         self.published_selection_split = data.published_selection_split
         self.published_mean_classes = data.published_mean_classes
         self.pretrain_overlap = data.pretrain_overlap
-        train = data.labeled_split('train')
-        chosen = set(draw_labelled([it.name for it in train], dataset, n, draw))
-        self.train: list[LabeledImage] = [it for it in train if it.name in chosen]
+        names = set(names)
+        self.split = split
+        self.kept: list[LabeledImage] = [it for it in data.labeled_split(split)
+                                         if it.name in names]
 
     @property
     def name(self) -> str:
@@ -108,10 +110,23 @@ class LabelSubset(MicrographSet):
         return getattr(self.data, attribute)
 
     def labeled_split(self, split: str):
-        return self.train if split == 'train' else self.data.labeled_split(split)
+        return self.kept if split == self.split else self.data.labeled_split(split)
 
     def unlabeled_pool(self, exclude=()):
         return self.data.unlabeled_pool(exclude)
+
+    def meta(self) -> dict:
+        return dict(self.data.meta(), **{f'kept_{self.split}_images': [it.name
+                                                                      for it in self.kept]})
+
+
+class LabelSubset(SplitSubset):
+    """A data set whose training split is one label-efficiency draw; other splits unchanged."""
+
+    def __init__(self, data: MicrographSet, dataset: str, n, draw: int):
+        names = [it.name for it in data.labeled_split('train')]
+        super().__init__(data, 'train', draw_labelled(names, dataset, n, draw))
+        self.train = self.kept
 
     def meta(self) -> dict:
         return dict(self.data.meta(), labelled_train_images=[it.name for it in self.train])

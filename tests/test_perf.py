@@ -73,3 +73,36 @@ def test_step_flops_counts_a_linear_layer():
     flops = step_flops(lambda batch: layer(batch['x']).sum().backward(), dict(x=torch.ones(4, 16)))
     # forward 2*4*16*8, backward: grad of the weight only (the input needs none)
     assert flops == 2 * 4 * 16 * 8 * 2
+
+
+
+def test_resume_checkpoint_interval_is_timed_side_by_side_with_equal_results(tmp_path):
+    from conftest import write_tiny_suite
+
+    suite = write_tiny_suite(tmp_path, methods='RandomInit', epochs=3)
+    out = tmp_path / 'checkpoints.json'
+    done = subprocess.run(
+        [sys.executable, str(REPO / 'benchmarks' / 'perf_checkpoints.py'), '--out', str(out),
+         '--suite', str(suite), '--dataset', 'synthetic', '--every', '3600', '--repeats', '1'],
+        capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result['same_results'] and len(result['seconds']['0']) == 1
+    assert math.isclose(result['speedup'], result['every_epoch_s'] / result['interval_run_s'])
+
+
+def test_precision_step_times_are_side_by_side(tmp_path):
+    from conftest import write_tiny_suite
+
+    suite = write_tiny_suite(tmp_path, methods='RandomInit', epochs=1)
+    out = tmp_path / 'precision.json'
+    done = subprocess.run(
+        [sys.executable, str(REPO / 'benchmarks' / 'perf_precision.py'), '--out', str(out),
+         '--suite', str(suite), '--steps', '1', '--repeats', '1'],
+        capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result['fp32_s_per_step'] > 0 and result['bf16_s_per_step'] > 0
+    assert math.isclose(result['bf16_speedup'],
+                        result['fp32_s_per_step'] / result['bf16_s_per_step'])
+    assert isinstance(result['native_bf16'], bool)

@@ -122,6 +122,35 @@ def test_transfer_targets_are_the_other_sets_and_enter_the_key():
     assert all(list(j.spec['transfer_targets']) == ['B'] for j in jobs)
 
 
+def test_target_test_images_the_source_trained_on_are_left_out_of_its_score():
+    from matssl_bench.data_api import LabeledImage
+    from matssl_bench.protocols import SplitSubset
+    from matssl_bench.transfer import seen_by_source
+
+    source = SyntheticMicrographs(size=64, train=4, val=2, test=2)
+    other = SyntheticMicrographs(size=64, train=4, val=2, test=2, material='B')
+    assert seen_by_source(source, other) == []  # different micrographs: nothing seen
+
+    class Overlapping(SplitSubset):  # a target whose test split re-uses 2 source images
+        def labeled_split(self, split):
+            if split != 'test':
+                return self.data.labeled_split(split)
+            copies = [LabeledImage(f'copy/{it.name}', it.image.copy(), it.mask)
+                      for it in source.labeled_split('train')[:2]]
+            return copies + self.data.labeled_split('test')
+
+    target = Overlapping(other, 'test', [])
+    seen = seen_by_source(source, target)
+    assert sorted(s['name'] for s in seen) == sorted(
+        f'copy/{it.name}' for it in source.labeled_split('train')[:2])
+    assert all(s['matches'] in {it.name for it in source.labeled_split('train')} for s in seen)
+    unseen = SplitSubset(target, 'test', [it.name for it in other.labeled_split('test')])
+    assert [it.name for it in unseen.labeled_split('test')] == [
+        it.name for it in other.labeled_split('test')]
+    assert [it.name for it in unseen.labeled_split('train')] == [
+        it.name for it in other.labeled_split('train')]
+
+
 # -- training tricks ---------------------------------------------------------------------------
 @pytest.fixture
 def grid():
