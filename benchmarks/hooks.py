@@ -204,9 +204,9 @@ class RunStateHook(Hook):
                                             or epoch == loop.max_epochs)
 
     def _save(self, runner, completed_epochs: int) -> None:
-        last = completed_epochs >= runner.train_loop.max_epochs
-        if not last and time.monotonic() - self._last_saved < self.resume_every_s:
-            return
+        if (self.resume_every_s > 0 and completed_epochs < runner.train_loop.max_epochs
+                and time.monotonic() - self._last_saved < self.resume_every_s):
+            return  # the last epoch always saves
         self._last_saved = time.monotonic()
         # a per-process temporary name: two writers never share a half-written file
         tmp_name = f'.resume.pth.{socket.gethostname()}.{os.getpid()}.tmp'

@@ -33,8 +33,9 @@ rows = ([dict(table='table4', finetune='MetalDAM', method='*', pretrain='MetalDA
 # SSL runs under bf16 autocast where the CPU has native bf16 ('auto'; each result records the
 # precision used); fine-tuning stays float32 (bf16 fine-tuning is not accepted yet:
 # results/perf/README.md). Validation every 2 epochs and the test on whole images, windows
-# side by side (eval_stride = patch: 4x cheaper than half-overlapping ones). EBC-2 has 4
-# training images: 8 epochs give it 16 steps.
+# side by side (eval_stride = patch: 4x fewer windows than half-overlapping ones, but 0.5-8
+# mIoU points lower; kept so that results/cpu/ reproduces: results/perf/README.md). EBC-2
+# has 4 training images: 8 epochs give it 16 steps.
 scale = dict(
     pretrain=dict(epochs=5, batch_size=64, patch_size=32, crop_size=32, rescale=0.125,
                   num_workers=0, precision='auto'),
