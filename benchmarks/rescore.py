@@ -22,7 +22,7 @@ from .data_sources import build_micrograph_set
 from .protocol_tables import add_verdicts, paired_runs, protocol_run
 from .records import RecordStore
 from .runner import selection_and_metric
-from .tables import metric_cfg_of, write_table
+from .tables import metric_cfg_of
 
 # Settings that change evaluation only: overriding anything else would need retraining.
 EVALUATION_KEYS = ('eval_stride', 'eval_batch_size', 'tta', 'tta_scales')
