@@ -108,20 +108,28 @@ def test_matssl_digest_covers_its_loss_module():
     assert not any('site-packages' in str(p) for p in method_source_files(METHODS.get('MoCoV2')))
 
 
-def test_prepared_manifest_hash_is_in_job_keys(tmp_path):
-    set_a, set_b = planted_sources(tmp_path)
-    suite_file = tmp_path / 's.py'
-    suite_file.write_text(textwrap.dedent(f'''
+def _planted_suite(tmp_path, set_a, set_b, method_cfg='dict()',
+                   pretrain='batch_size=4, patch_size=32',
+                   finetune='batch_size=4, patch_size=32'):
+    """A one-row MatSSL suite fine-tuning on ``set_a`` and pretraining on ``set_b``."""
+    path = tmp_path / 's.py'
+    path.write_text(textwrap.dedent(f'''
         protocol = 'published'
         backbone = 'resnet18'
         ssl_init = 'random'
+        method_cfg = {method_cfg}
         pretrain_sets = dict(B=[{set_b!r}])
         finetune_sets = dict(A={set_a!r})
         rows = [dict(finetune='A', method='MatSSL', pretrain='B')]
-        scale = dict(pretrain=dict(epochs=1, batch_size=4, patch_size=32),
-                     finetune=dict(epochs=1, batch_size=4, patch_size=32))
+        scale = dict(pretrain=dict(epochs=1, {pretrain}),
+                     finetune=dict(epochs=1, {finetune}))
     '''))
-    suite = load_suite(str(suite_file))
+    return path
+
+
+def test_prepared_manifest_hash_is_in_job_keys(tmp_path):
+    set_a, set_b = planted_sources(tmp_path)
+    suite = load_suite(str(_planted_suite(tmp_path, set_a, set_b)))
     plain = {j.stage: j for j in expand(suite)}
     assert plain['finetune'].spec['data_manifests'] == {str(tmp_path / 'A' / 'manifest.json'): None}
     (tmp_path / 'A' / 'manifest.json').write_text('{"format": "x"}')
@@ -136,19 +144,10 @@ def test_records_list_excluded_images_and_the_kept_last_batch(tmp_path):
     from matssl_bench.runner import SuiteRunner
 
     set_a, set_b = planted_sources(tmp_path)
-    suite_file = tmp_path / 's.py'
-    suite_file.write_text(textwrap.dedent(f'''
-        protocol = 'published'
-        backbone = 'resnet18'
-        ssl_init = 'random'
-        method_cfg = dict(MatSSL=dict(hidden_dim=16, out_dim=8))
-        pretrain_sets = dict(B=[{set_b!r}])
-        finetune_sets = dict(A={set_a!r})
-        rows = [dict(finetune='A', method='MatSSL', pretrain='B')]
-        scale = dict(pretrain=dict(epochs=1, batch_size=4, patch_size=32, crop_size=32),
-                     finetune=dict(epochs=1, batch_size=5, patch_size=32,
-                                   decoder_channels=(8, 8, 8, 8, 8)))
-    '''))
+    suite_file = _planted_suite(
+        tmp_path, set_a, set_b, method_cfg="dict(MatSSL=dict(hidden_dim=16, out_dim=8))",
+        pretrain='batch_size=4, patch_size=32, crop_size=32',
+        finetune='batch_size=5, patch_size=32, decoder_channels=(8, 8, 8, 8, 8)')
     suite = load_suite(str(suite_file))
     outcomes = SuiteRunner(suite, tmp_path / 'work').run(expand(suite))
     records = {o.job.stage: o.record for o in outcomes}
