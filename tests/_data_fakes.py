@@ -29,6 +29,21 @@ def save(path: Path, array: np.ndarray, **kwargs) -> Path:
     return path
 
 
+GREY_LEVELS = np.array([0, 85, 170, 255], np.uint8)  # four classes stored as grey values
+
+
+def grey_folder(root: Path, labeled: int, unlabeled: int = 0, size=(64, 64), stem: str = 's',
+                unlabeled_stem: str = 'u') -> Path:
+    """A Folder set: images/ + masks/ (classes 0-3 stored as grey 0/85/170/255), unlabeled/."""
+    h, w = size
+    for i in range(labeled):
+        save(root / 'images' / f'{stem}{i}.png', texture(i, h, w))
+        save(root / 'masks' / f'{stem}{i}.png', GREY_LEVELS[labels(i, h, w, 4)])
+    for i in range(unlabeled):
+        save(root / 'unlabeled' / f'{unlabeled_stem}{i}.png', texture(100 + i, h, w))
+    return root
+
+
 def fake_metaldam(root: Path, labeled: int = 5, unlabeled: int = 3, size=(40, 60)) -> Path:
     """Original-release layout: images/, labels/, unlabeled/."""
     h, w = size

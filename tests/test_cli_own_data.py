@@ -4,13 +4,10 @@ import json
 import os
 import shutil
 
-import numpy as np
-
 from conftest import REPO, run_cli
 
-from _data_fakes import labels, save, texture
+from _data_fakes import grey_folder
 
-GREYS = np.array([0, 85, 170, 255], np.uint8)
 # The template's scale is for a GPU; these documented overrides make it a seconds-long run.
 TINY = ['backbone=resnet18', 'ssl_init=random',
         'scale.pretrain.epochs=1', 'scale.pretrain.batch_size=8', 'scale.pretrain.patch_size=32',
@@ -20,18 +17,10 @@ TINY = ['backbone=resnet18', 'ssl_init=random',
         'scale.finetune.decoder_channels=(16,16,8,8,8)', 'method_cfg.MatSSL.hidden_dim=64']
 
 
-def write_micrographs(folder, labeled=8, unlabeled=4):
-    """images/ + masks/ stored as grey values 0/85/170/255, and unlabeled/."""
-    for i in range(labeled):
-        save(folder / 'images' / f'steel_{i}.png', texture(i, 64, 64))
-        save(folder / 'masks' / f'steel_{i}.png', GREYS[labels(i, 64, 64, 4)])
-    for i in range(unlabeled):
-        save(folder / 'unlabeled' / f'extra_{i}.png', texture(100 + i, 64, 64))
-
-
 def test_own_folder_and_suite_outside_the_repository_to_a_table(tmp_path):
     project = tmp_path / 'my_project'
-    write_micrographs(project / 'my_micrographs')
+    grey_folder(project / 'my_micrographs', labeled=8, unlabeled=4, stem='steel_',
+                unlabeled_stem='extra_')
     suite = project / 'my_suite.py'
     shutil.copy(REPO / 'examples' / 'my_suite.py', suite)
     assert REPO not in suite.parents

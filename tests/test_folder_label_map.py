@@ -1,24 +1,17 @@
 """Folder: masks stored as arbitrary grey values (label_map) and the unlabeled/ folder."""
-import numpy as np
 import pytest
 
 from matssl_bench.errors import ConfigError, DataError, MissingResourceError
 from matssl_bench.registry import MICROGRAPH_SETS
 
-from _data_fakes import labels, save, texture
+from _data_fakes import grey_folder, labels
 
-GREYS = np.array([0, 85, 170, 255], np.uint8)
 LABEL_MAP = {0: 0, 85: 1, 170: 2, 255: 3}
 CLASSES = ['matrix', 'ferrite', 'pearlite', 'pore']
 
 
 def make(root, n=5, unlabeled=0):
-    for i in range(n):
-        save(root / 'images' / f's{i}.png', texture(i, 16, 20))
-        save(root / 'masks' / f's{i}.png', GREYS[labels(i, 16, 20, 4)])
-    for i in range(unlabeled):
-        save(root / 'unlabeled' / f'u{i}.png', texture(100 + i, 16, 20))
-    return root
+    return grey_folder(root, n, unlabeled, size=(16, 20))
 
 
 def build(root, **options):
