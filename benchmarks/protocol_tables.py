@@ -32,19 +32,12 @@ from scipy import stats  # noqa: E402
 
 from .figures import _save  # noqa: E402
 from . import stats as bootstrap  # noqa: E402
-from .tables import metric_cfg_of, write_table  # noqa: E402
+from .tables import metric_cfg_of, result_areas, write_table  # noqa: E402
 from .transfer import rdt  # noqa: E402
 
 LEVEL = 0.95
 PAIRED_COLUMNS = ['delta', 'delta_ci95_low', 'delta_ci95_high', 'p', 'p_holm', 'verdict',
                   'pairs']
-
-
-def _seed_areas(result: dict, names: list[str]) -> bootstrap.SeedAreas:
-    by_name = {u['name']: u for u in result['images']}
-    units = [by_name[n] for n in names]
-    return bootstrap.SeedAreas(np.asarray([u['intersection'] for u in units], dtype=np.float64),
-                               np.asarray([u['union'] for u in units], dtype=np.float64))
 
 
 def paired_runs(pairs: list[tuple[dict, dict]], metric_cfg: dict) -> dict:
@@ -61,7 +54,7 @@ def paired_runs(pairs: list[tuple[dict, dict]], metric_cfg: dict) -> dict:
                                 for pair in pairs for r in pair)
     if same_images:
         delta, low, high, p = bootstrap.paired_difference(
-            [_seed_areas(a, names) for a, _ in pairs], [_seed_areas(b, names) for _, b in pairs],
+            [result_areas(a, names) for a, _ in pairs], [result_areas(b, names) for _, b in pairs],
             metric_cfg)
     else:
         diffs = np.asarray([a['mIoU'] - b['mIoU'] for a, b in pairs], dtype=np.float64)
@@ -100,10 +93,8 @@ def runs_interval(results: list[dict], metric_cfg: dict) -> tuple[float, float, 
     (``record['test']`` or a transfer target's). Bootstrap over runs then images where every run
     kept its per-image areas, else a t-interval over the runs' mIoU."""
     if results and all(r.get('images') for r in results):
-        seeds = [bootstrap.SeedAreas(
-            np.asarray([u['intersection'] for u in r['images']], dtype=np.float64),
-            np.asarray([u['union'] for u in r['images']], dtype=np.float64)) for r in results]
-        return (*bootstrap.row_interval(seeds, metric_cfg), 'bootstrap')
+        return (*bootstrap.row_interval([result_areas(r) for r in results], metric_cfg),
+                'bootstrap')
     return (*mean_interval(r['mIoU'] for r in results), 't')
 
 

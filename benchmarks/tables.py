@@ -93,13 +93,19 @@ def seed_metrics(rec: dict, result: str = 'test') -> dict:
     return summarize(units, metric_cfg_of(rec, result)) if units else rec[result]
 
 
-def _areas(rec: dict, result: str = 'test',
-           names: Optional[list[str]] = None) -> stats.SeedAreas:
-    units = rec[result]['images']
+def result_areas(result: dict, names: Optional[list[str]] = None) -> stats.SeedAreas:
+    """The per-unit areas of one evaluation dict (``record['test']``, a transfer target's),
+    in evaluation order or in the order of ``names``."""
+    units = result['images']
     if names is not None:
         by_name = {u['name']: u for u in units}
         units = [by_name[n] for n in names]
     return stats.SeedAreas(unit_arrays(units, 'intersection'), unit_arrays(units, 'union'))
+
+
+def _areas(rec: dict, result: str = 'test',
+           names: Optional[list[str]] = None) -> stats.SeedAreas:
+    return result_areas(rec[result], names)
 
 
 def _paired(g: dict, base: dict, result: str, n_resamples: int, bootstrap_seed: int):
