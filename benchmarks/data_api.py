@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import DataError
+from matssl_bench.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,21 @@ def validate_pair(item: LabeledImage, num_classes: int, source: str = '') -> Non
     if unknown.size:
         raise DataError(f'{where}{item.name}: unknown label values {unknown.tolist()} '
                         f'(expected 0..{num_classes - 1})')
+
+
+# Helpers for file-backed readers, offered here so that a data-set plugin imports the
+# contract only; resolved lazily because those modules build on this one.
+_FILE_HELPERS = {
+    'FileMicrographSet': 'file_sets', 'LabeledFile': 'file_sets', 'UnlabeledFile': 'file_sets',
+    'require_dir': 'file_sets', 'seeded_split': 'file_sets',
+    'DataWarning': 'image_io', 'list_images': 'image_io', 'natural_key': 'image_io',
+    'read_mask': 'image_io', 'image_size': 'image_io',
+}
+
+
+def __getattr__(name: str):
+    module = _FILE_HELPERS.get(name)
+    if module is None:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    import importlib
+    return getattr(importlib.import_module(f'matssl_bench.data.{module}'), name)

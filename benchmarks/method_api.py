@@ -15,13 +15,23 @@ from typing import Any, Optional
 import torch
 from mmengine.model import BaseModel
 
-from .encoders import encoder_state_of
-from .ssl_transforms import simclr_view_transform
-from .errors import MissingResourceError
-from .weights import (IMAGENET_VARIANTS, file_sha256, find_init_weights, init_label,
-                      load_imagenet_encoder, load_micronet_encoder)
+from matssl_bench.models.encoders import (build_resnet, encoder_state_of,
+                                          load_encoder_state, stage_channels)
+from matssl_bench.models.losses import nt_xent
+from matssl_bench.models.mmselfsup_bridge import (build_mmselfsup_model,
+                                                  momentum_contrast_cfg)
+from matssl_bench.data.ssl_views import simclr_view_transform
+from matssl_bench.errors import MissingResourceError
+from matssl_bench.models.weights import (IMAGENET_VARIANTS, file_sha256, find_init_weights,
+                                         init_label, load_imagenet_encoder,
+                                         load_micronet_encoder)
 
 EncoderState = dict[str, torch.Tensor]
+
+# What a method plugin may import from here.
+__all__ = ['PretrainingMethod', 'SSLMethod', 'EncoderState', 'INITS', 'build_resnet',
+           'load_encoder_state', 'stage_channels', 'nt_xent', 'build_mmselfsup_model',
+           'momentum_contrast_cfg']
 INITS = ('imagenet', 'micronet', 'random')
 
 

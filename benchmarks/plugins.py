@@ -26,7 +26,7 @@ def import_user_plugin(spec: str) -> None:
     A module that cannot be imported, or registers a name that already exists, is a
     :class:`ConfigError` naming the plugin.
     """
-    from .errors import ConfigError
+    from matssl_bench.errors import ConfigError
 
     path = Path(spec)
     try:
@@ -54,7 +54,7 @@ def import_user_plugin(spec: str) -> None:
 
 
 def load_builtin_plugins() -> None:
-    from . import compat
+    from matssl_bench.models import compat
     compat.apply()
     importlib.import_module('matssl_bench.datasets')
     importlib.import_module('matssl_bench.methods')

@@ -18,13 +18,13 @@ METHODS = Registry('pretraining method', scope=SCOPE, locations=['matssl_bench.m
 MICROGRAPH_SETS = Registry('micrograph set', scope=SCOPE, locations=['matssl_bench.datasets'])
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope=SCOPE,
-                  locations=['matssl_bench.methods', 'matssl_bench.segmentation'])
+                  locations=['matssl_bench.methods', 'matssl_bench.models.segmenters'])
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
-                    locations=['matssl_bench.data'])
+                    locations=['matssl_bench.data.patches'])
 METRICS = Registry('metric', parent=MMENGINE_METRICS, scope=SCOPE,
-                   locations=['matssl_bench.metrics'])
-HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['matssl_bench.hooks'])
-LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope=SCOPE, locations=['matssl_bench.evaluation'])
+                   locations=['matssl_bench.evaluation.metrics'])
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['matssl_bench.engine.hooks'])
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope=SCOPE, locations=['matssl_bench.evaluation.sliding_window'])
 
 # Every other mmengine registry gets a child in this scope too, at the first Runner (so that
 # children the suite's modules define themselves, e.g. precision.OPTIM_WRAPPERS, come first).

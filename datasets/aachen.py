@@ -31,8 +31,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from matssl_bench.errors import DataError, MissingResourceError
-from matssl_bench.file_sets import FileMicrographSet, LabeledFile, require_dir, seeded_split
-from matssl_bench.image_io import image_size, list_images
+from matssl_bench.data.file_sets import FileMicrographSet, LabeledFile, require_dir, seeded_split
+from matssl_bench.data.image_io import image_size, list_images
 from matssl_bench.registry import MICROGRAPH_SETS
 
 Polygons = dict[str, list[np.ndarray]]

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from matssl_bench.errors import DataError
-from matssl_bench.file_sets import FileMicrographSet, LabeledFile, require_dir
-from matssl_bench.image_io import list_images
+from matssl_bench.data.file_sets import FileMicrographSet, LabeledFile, require_dir
+from matssl_bench.data.image_io import list_images
 from matssl_bench.registry import MICROGRAPH_SETS
 
 SUBSETS = ('EBC1', 'EBC2', 'EBC3')

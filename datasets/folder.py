@@ -23,9 +23,9 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 
 from matssl_bench.errors import ConfigError, DataError
-from matssl_bench.file_sets import (FileMicrographSet, LabeledFile, UnlabeledFile, require_dir,
+from matssl_bench.data.file_sets import (FileMicrographSet, LabeledFile, UnlabeledFile, require_dir,
                                     seeded_split)
-from matssl_bench.image_io import DataWarning, list_images, read_mask
+from matssl_bench.data.image_io import DataWarning, list_images, read_mask
 from matssl_bench.registry import MICROGRAPH_SETS
 
 SPLITS = ('train', 'val', 'test')

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from matssl_bench.file_sets import (FileMicrographSet, LabeledFile, UnlabeledFile, require_dir,
+from matssl_bench.data.file_sets import (FileMicrographSet, LabeledFile, UnlabeledFile, require_dir,
                                     seeded_split)
-from matssl_bench.image_io import DataWarning, list_images, natural_key
+from matssl_bench.data.image_io import DataWarning, list_images, natural_key
 from matssl_bench.registry import MICROGRAPH_SETS
 
 # Full SEM frame size -> rows of the instrument's info bar at the bottom.

@@ -36,9 +36,9 @@ from typing import Optional
 import numpy as np
 
 from matssl_bench.errors import DataError, MissingResourceError
-from matssl_bench.file_sets import (FileMicrographSet, LabeledFile, UnlabeledFile,
+from matssl_bench.data.file_sets import (FileMicrographSet, LabeledFile, UnlabeledFile,
                                     seeded_split)
-from matssl_bench.image_io import DataWarning, list_images, natural_key
+from matssl_bench.data.image_io import DataWarning, list_images, natural_key
 from matssl_bench.registry import MICROGRAPH_SETS
 
 

@@ -7,7 +7,7 @@ hands mmengine's EMA 0.001). Same start encoder, optimiser and views as
 MatSSL; overridable from a suite's ``method_cfg``.
 """
 from matssl_bench.method_api import SSLMethod
-from matssl_bench.mmselfsup_bridge import build_mmselfsup_model, momentum_contrast_cfg
+from matssl_bench.models.mmselfsup_bridge import build_mmselfsup_model, momentum_contrast_cfg
 from matssl_bench.registry import METHODS
 
 

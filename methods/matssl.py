@@ -19,9 +19,9 @@ import torch
 from mmengine.model import BaseModel
 from torch import nn
 
-from matssl_bench.checkpoints import load_authors_matssl
-from matssl_bench.encoders import build_resnet, load_encoder_state, stage_channels
-from matssl_bench.losses import nt_xent
+from matssl_bench.models.foreign_checkpoints import load_authors_matssl
+from matssl_bench.models.encoders import build_resnet, load_encoder_state, stage_channels
+from matssl_bench.models.losses import nt_xent
 from matssl_bench.method_api import SSLMethod
 from matssl_bench.registry import METHODS, MODELS
 

@@ -8,7 +8,7 @@ encoder keeps 0.999 of itself; mmselfsup 1.0.0 hands mmengine's EMA
 setting is overridable from a suite's ``method_cfg``.
 """
 from matssl_bench.method_api import SSLMethod
-from matssl_bench.mmselfsup_bridge import build_mmselfsup_model, momentum_contrast_cfg
+from matssl_bench.models.mmselfsup_bridge import build_mmselfsup_model, momentum_contrast_cfg
 from matssl_bench.registry import METHODS
 
 

@@ -8,7 +8,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 import matssl_bench  # noqa: F401
-from matssl_bench.losses import nt_xent
+from matssl_bench.models.losses import nt_xent
 from matssl_bench.plugins import load_builtin_plugins
 
 load_builtin_plugins()

@@ -1,4 +1,5 @@
-"""The README's "Add a method" example, dropped into methods/ as one file, needs no other edit."""
+"""The README's "Add a method" example, as one file loaded with --plugin, needs no other edit.
+The plugin lives in a temporary folder: no test writes into the source tree."""
 import re
 import uuid
 
@@ -9,30 +10,28 @@ from conftest import REPO, run_cli, write_tiny_suite
 
 
 @pytest.fixture
-def readme_plugin():
+def readme_plugin(tmp_path):
     readme = (REPO / 'README.md').read_text()
-    code = re.search(r'```python\n(# methods/simclr\.py\n.*?)```', readme, re.S).group(1)
+    code = re.search(r'```python\n(.*?@METHODS\.register_module\(\).*?)```', readme, re.S).group(1)
     name = f'ReadmeSimCLR{uuid.uuid4().hex[:6]}'
-    path = REPO / 'methods' / f'zz_{name.lower()}.py'
-    path.write_text(code.replace('class SimCLR(', f'class {name}('))
-    try:
-        yield name
-    finally:
-        path.unlink()
+    path = tmp_path / f'{name.lower()}.py'
+    path.write_text(code.replace('class MySimCLR(', f'class {name}('))
+    return name, path
 
 
 def test_new_method_file_appears_in_list_and_table(readme_plugin, tmp_path):
-    listed = run_cli('--list')
+    name, path = readme_plugin
+    listed = run_cli('--list', '--plugin', str(path))
     assert listed.returncode == 0, listed.stderr[-2000:]
-    assert readme_plugin in listed.stdout
+    assert name in listed.stdout
 
-    suite = write_tiny_suite(tmp_path, methods=readme_plugin, epochs=1)
-    out = run_cli('--suite', str(suite), '--work-dir', str(tmp_path / 'work'))
+    suite = write_tiny_suite(tmp_path, methods=name, epochs=1)
+    out = run_cli('--suite', str(suite), '--work-dir', str(tmp_path / 'work'), '--plugin', str(path))
     assert out.returncode == 0, out.stderr[-3000:]
     table = pd.read_csv(tmp_path / 'work' / 'tables' / 'table4.csv')
     assert len(table) == 1
     row = table.iloc[0]
-    assert row['method'] == readme_plugin and row['pretrain set'] == 'synthetic'
+    assert row['method'] == name and row['pretrain set'] == 'synthetic'
     assert 0.0 < row['mean'] <= 100.0
 
 

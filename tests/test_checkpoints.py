@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from conftest import REPO
-from matssl_bench.checkpoints import convert_file, convert_state, infer_arch
-from matssl_bench.encoders import build_resnet, encoder_only, stage_channels
+from matssl_bench.models.foreign_checkpoints import convert_file, convert_state, infer_arch
+from matssl_bench.models.encoders import build_resnet, encoder_only, stage_channels
 from matssl_bench.errors import EncoderMismatchError
 from matssl_bench.methods.matssl import MatSSLModel
 from matssl_bench.registry import METHODS

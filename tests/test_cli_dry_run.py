@@ -2,9 +2,9 @@
 import json
 
 from conftest import run_cli, write_tiny_suite
-from matssl_bench.cli import main
-from matssl_bench.plan import expand, load_suite
-from matssl_bench.records import RecordStore
+from matssl_bench.commands.run_benchmark import main
+from matssl_bench.suite.plan import expand, load_suite
+from matssl_bench.engine.records import RecordStore
 
 
 def dry_run(capsys, *argv):
@@ -108,7 +108,7 @@ def test_paper_aachen_counts_are_what_the_reader_builds(tmp_path, capsys, monkey
     import numpy as np
     from PIL import Image
 
-    from matssl_bench.data_sources import build_micrograph_set
+    from matssl_bench.data.sources import build_micrograph_set
     root = tmp_path / 'Aachen-Heerlen'
     (root / 'images').mkdir(parents=True)
     for i in range(1705):

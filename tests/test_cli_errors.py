@@ -2,7 +2,7 @@
 import pytest
 
 from conftest import TINY_SUITE, run_cli
-from matssl_bench.cli import main
+from matssl_bench.commands.run_benchmark import main
 
 
 def suite_file(tmp_path, old=None, new=None):
@@ -101,7 +101,7 @@ def test_cfg_options_change_the_suite(tmp_path, capsys):
                               '--cfg-options', 'scale.finetune.epochs=3', 'seeds=[4,5]')
     jobs = json.loads(out)
     assert status == 0 and [j['seed'] for j in jobs] == [4, 5]
-    from matssl_bench.plan import load_suite
+    from matssl_bench.suite.plan import load_suite
     suite = load_suite(str(suite_file(tmp_path)), {'scale.finetune.epochs': 3})
     assert suite.scale.finetune.epochs == 3
 

@@ -1,4 +1,4 @@
-"""The suite schema: one declaration, mirrored by the README; every shipped suite passes it."""
+"""The suite schema: one declaration, mirrored by docs/; every shipped suite passes it."""
 import inspect
 import re
 
@@ -7,27 +7,24 @@ import pytest
 from conftest import REPO
 from matssl_bench.datasets.folder import Folder
 from matssl_bench.errors import ConfigError
-from matssl_bench.plan import available_suites, load_suite
-from matssl_bench.suite_schema import (FINETUNE_SCALE_KEYS, PRETRAIN_SCALE_KEYS, SUITE_KEYS,
+from matssl_bench.suite.plan import available_suites, load_suite
+from matssl_bench.suite.schema import (FINETUNE_SCALE_KEYS, PRETRAIN_SCALE_KEYS, SUITE_KEYS,
                                        check_scale)
 
 
-def readme_section(title):
-    text = (REPO / 'README.md').read_text()
-    start = text.index(f'\n## {title}\n')
-    end = text.find('\n## ', start + 1)
-    return text[start:end]
+def doc_text(name):
+    return (REPO / 'docs' / name).read_text()
 
 
-def test_readme_documents_every_suite_and_scale_key():
-    section = readme_section('Suite file format')
+def test_docs_document_every_suite_and_scale_key():
+    section = doc_text('suite-format.md')
     documented = set(re.findall(r'`([a-z_]+)`', section))
     declared = set(SUITE_KEYS) | set(PRETRAIN_SCALE_KEYS) | set(FINETUNE_SCALE_KEYS)
     assert declared - documented == set()
 
 
-def test_readme_documents_every_folder_option():
-    section = readme_section('Bring your own micrographs')
+def test_docs_document_every_folder_option():
+    section = doc_text('own-data.md')
     documented = set(re.findall(r'`([a-z_]+)`', section))
     options = set(inspect.signature(Folder.__init__).parameters) - {'self'}
     assert {'images', 'masks', 'unlabeled', 'palette', 'label_map', 'classes'} <= options

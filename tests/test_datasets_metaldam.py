@@ -4,9 +4,9 @@ import warnings
 import numpy as np
 import pytest
 
-from matssl_bench.file_sets import DUPLICATE_THRESHOLD, seeded_split
-from matssl_bench.image_io import DataWarning, fingerprint
-from matssl_bench.patching import count_patches
+from matssl_bench.data.file_sets import DUPLICATE_THRESHOLD, seeded_split
+from matssl_bench.data.image_io import DataWarning, fingerprint
+from matssl_bench.data.patching import count_patches
 from matssl_bench.registry import MICROGRAPH_SETS
 
 from _data_fakes import SHARED_DATA, fake_metaldam, save, texture

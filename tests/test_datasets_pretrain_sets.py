@@ -4,10 +4,10 @@ import warnings
 
 import numpy as np
 
-from matssl_bench.file_sets import DUPLICATE_THRESHOLD
-from matssl_bench.image_io import DataWarning, fingerprint
-from matssl_bench.data_sources import build_micrograph_set, build_pool
-from matssl_bench.plan import load_suite
+from matssl_bench.data.file_sets import DUPLICATE_THRESHOLD
+from matssl_bench.data.image_io import DataWarning, fingerprint
+from matssl_bench.data.sources import build_micrograph_set, build_pool
+from matssl_bench.suite.plan import load_suite
 
 from _data_fakes import fake_metaldam, save, texture
 from test_datasets_uhcs import fake_uhcs

@@ -39,7 +39,7 @@ def test_two_process_nt_xent_equals_one_process_on_the_global_batch(tmp_path):
 def test_sync_bn_is_asked_for_or_refused_clearly(monkeypatch):
     import pytest
     import torch
-    from matssl_bench import stages
+    from matssl_bench.engine import stages
 
     monkeypatch.setattr(stages, 'get_dist_info', lambda: (0, 2))
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)

@@ -6,7 +6,7 @@ import zipfile
 import pytest
 
 from matssl_bench.errors import MissingResourceError
-from matssl_bench.prepare import download
+from matssl_bench.data.prepare import download
 
 
 class Archive:
@@ -66,7 +66,7 @@ def test_offline_is_one_line_with_url_and_folder(tmp_path):
 
 
 def test_ebc_archive_is_a_commit_not_a_branch():
-    from matssl_bench.prepare import reader_class
+    from matssl_bench.data.prepare import reader_class
     url = reader_class('EBC').download_url
     assert '/refs/heads/' not in url and url.rsplit('/', 1)[-1][:-4].isalnum()
     assert len(url.rsplit('/', 1)[-1]) == 40 + 4

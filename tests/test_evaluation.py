@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from matssl_bench.data_api import LabeledImage, MicrographSet
-from matssl_bench.evaluation import slide_logits, unit_areas, window_origins
-from matssl_bench.runner import selection_and_metric
-from matssl_bench import stages
+from matssl_bench.evaluation.sliding_window import slide_logits, unit_areas, window_origins
+from matssl_bench.engine.runner import selection_and_metric
+from matssl_bench.engine import stages
 
 SCALE = dict(epochs=1, batch_size=4, patch_size=32, lr=1e-3, decoder_channels=(16, 16, 8, 8, 8),
              num_workers=0, eval_batch_size=4)
@@ -35,7 +35,7 @@ def test_sliding_window_equals_one_forward_pass_when_the_image_fits():
     conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
                                torch.nn.Conv2d(4, 3, 1)).eval()
     image = np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8)
-    from matssl_bench.data import to_normalized_tensor
+    from matssl_bench.data.patches import to_normalized_tensor
     with torch.no_grad():
         whole = conv(to_normalized_tensor(image)[None])[0]
     slid = slide_logits(conv, image, window=32, stride=16)
@@ -84,7 +84,7 @@ def test_every_pixel_of_odd_sized_images_is_scored(tmp_path, protocol):
         assert [u['name'] for u in units] == ['test0@0,0', 'test0@0,32', 'test1@0,0']
         assert all(sum(u['pred_area']) == 32 * 32 for u in units)
         assert result['convention'] == 'authors-batch'
-    from matssl_bench.metrics import summarize
+    from matssl_bench.evaluation.metrics import summarize
     assert result['mIoU'] == summarize(units, dict(metric_cfg, class_names=list(data.classes)))['mIoU']
     previews = np.load(tmp_path / 'previews.npz')
     assert len(previews['title']) == len(previews['pred']) >= 1

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import REPO
 from matssl_bench.errors import BenchmarkError, DataError, MissingResourceError
-from matssl_bench.plan import load_suite
-from matssl_bench.prepare import output_stem, prepare
+from matssl_bench.suite.plan import load_suite
+from matssl_bench.data.prepare import output_stem, prepare
 from matssl_bench.registry import MICROGRAPH_SETS
 
 from _data_fakes import labels, save, texture
@@ -64,7 +64,7 @@ def test_plain_polygon_pickle_with_numpy_arrays_still_reads(tmp_path):
 
 
 def test_yaml_suite_is_refused_and_runs_no_code(tmp_path, capsys):
-    from matssl_bench.cli import main
+    from matssl_bench.commands.run_benchmark import main
 
     marker = tmp_path / 'marker'
     suite = tmp_path / 'evil.yaml'

@@ -1,6 +1,6 @@
 """Issue 15 trials on job locks: contenders started at the same instant run each job once.
 
-The contenders are real processes. They load ``benchmarks/locks.py`` by path (it
+The contenders are real processes. They load ``benchmarks/fileio/locks.py`` by path (it
 needs only the standard library and filelock), so 4 of them start in well under a
 second and each replays many simultaneous starts.
 """
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from conftest import REPO, write_tiny_suite
-from matssl_bench.locks import JobLock, break_locks
+from matssl_bench.fileio.locks import JobLock, break_locks
 
 ROUNDS = 24
 CONTENDERS = 4
@@ -76,7 +76,7 @@ def test_simultaneous_contenders_run_each_job_exactly_once(tmp_path):
     script = tmp_path / 'contender.py'
     script.write_text(CONTENDER)
     start = time.time() + 3.0
-    procs = [subprocess.Popen([sys.executable, str(script), str(REPO / 'benchmarks' / 'locks.py'),
+    procs = [subprocess.Popen([sys.executable, str(script), str(REPO / 'benchmarks' / 'fileio' / 'locks.py'),
                                str(work), str(start), '0.25', f'c{i}', str(ROUNDS)],
                               stderr=subprocess.PIPE, text=True) for i in range(CONTENDERS)]
     errors = [p.communicate(timeout=120)[1] for p in procs]

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from conftest import REPO, run_cli, write_tiny_suite
-from matssl_bench.cli import main
-from matssl_bench.hooks import RunStateHook, check_resume_checkpoint
-from matssl_bench.plan import expand, load_suite
+from matssl_bench.commands.run_benchmark import main
+from matssl_bench.engine.hooks import RunStateHook, check_resume_checkpoint
+from matssl_bench.suite.plan import expand, load_suite
 
 
 def _lines_naming(text: str, path: Path) -> list[str]:
@@ -145,7 +145,7 @@ def test_unwritable_work_dir_and_ctrl_c_give_one_error_line(tmp_path, capsys, mo
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f'error: {blocker / "work"}: work dir is not writable')
 
-    from matssl_bench.runner import SuiteRunner
+    from matssl_bench.engine.runner import SuiteRunner
 
     def interrupted(self, jobs):
         raise KeyboardInterrupt

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO
 from matssl_bench.errors import BenchmarkError
-from matssl_bench.fetch_weights import WeightSource, fetch, suite_weight_sources
+from matssl_bench.commands.fetch_weights import WeightSource, fetch, suite_weight_sources
 
 
 def _tool(*args, env=None):

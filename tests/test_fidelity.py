@@ -6,10 +6,10 @@ import textwrap
 
 import pytest
 
-from matssl_bench.data_sources import build_micrograph_set, manifest_sha256
-from matssl_bench.plan import expand, load_suite
+from matssl_bench.data.sources import build_micrograph_set, manifest_sha256
+from matssl_bench.suite.plan import expand, load_suite
 from matssl_bench.plugins import import_user_plugin
-from matssl_bench.stages import drops_single_sample_batch
+from matssl_bench.engine.stages import drops_single_sample_batch
 
 from _data_fakes import save, texture
 from conftest import write_tiny_suite
@@ -59,7 +59,7 @@ def test_only_a_one_sample_last_batch_is_dropped(samples, batch, dropped):
 PLUGIN = '''
 import torch
 from mmengine.model import BaseModel
-from matssl_bench.encoders import build_resnet
+from matssl_bench.models.encoders import build_resnet
 from matssl_bench.method_api import SSLMethod
 from matssl_bench.registry import METHODS
 
@@ -101,7 +101,7 @@ def test_editing_a_plugins_loss_changes_its_job_keys(tmp_path):
 
 
 def test_matssl_digest_covers_its_loss_module():
-    from matssl_bench.code_digest import method_source_files
+    from matssl_bench.suite.code_digest import method_source_files
     from matssl_bench.registry import METHODS
     files = {p.name for p in method_source_files(METHODS.get('MatSSL'))}
     assert {'matssl.py', 'losses.py', 'method_api.py', 'encoders.py'} <= files
@@ -141,7 +141,7 @@ def test_prepared_manifest_hash_is_in_job_keys(tmp_path):
 
 
 def test_records_list_excluded_images_and_the_kept_last_batch(tmp_path):
-    from matssl_bench.runner import SuiteRunner
+    from matssl_bench.engine.runner import SuiteRunner
 
     set_a, set_b = planted_sources(tmp_path)
     suite_file = _planted_suite(
@@ -163,7 +163,7 @@ def test_records_list_excluded_images_and_the_kept_last_batch(tmp_path):
 
 
 def test_authors_code_recipe_differs_from_the_paper_only_where_the_code_does():
-    from matssl_bench.plan import build_method
+    from matssl_bench.suite.plan import build_method
 
     paper, code = load_suite('paper'), load_suite('paper-authors-code')
     assert (paper.recipe, code.recipe) == ('paper', 'authors-code')

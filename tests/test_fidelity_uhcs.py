@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from matssl_bench.errors import DataError
-from matssl_bench.image_io import DataWarning
+from matssl_bench.data.image_io import DataWarning
 from matssl_bench.registry import MICROGRAPH_SETS
 
 from _data_fakes import labels, save, texture
@@ -72,7 +72,7 @@ def test_an_explicit_crop_still_applies(tmp_path):
 
 
 def test_prepared_copy_is_read_with_its_own_crop_option(tmp_path):
-    from matssl_bench.file_sets import PREPARED_FORMAT
+    from matssl_bench.data.file_sets import PREPARED_FORMAT
     root = tmp_path / 'UHCS'
     root.mkdir()
     manifest = dict(format=PREPARED_FORMAT, dataset='UHCS',

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from matssl_bench.errors import DataError
-from matssl_bench.image_io import (DataWarning, check_labels, read_image, read_mask,
+from matssl_bench.data.image_io import (DataWarning, check_labels, read_image, read_mask,
                                    reconcile_sizes)
 
 from _data_fakes import save, texture
@@ -73,7 +73,7 @@ def test_size_mismatch_policy():
 def test_deep_tiffs_are_scaled_to_8_bit_by_the_documented_policy(tmp_path):
     import tifffile
 
-    from matssl_bench.image_io import BIT_DEPTH_POLICY
+    from matssl_bench.data.image_io import BIT_DEPTH_POLICY
 
     ramp = np.arange(12 * 16, dtype=np.uint16).reshape(12, 16)
     sixteen = ramp * 300 + 1000                  # max 58300: 16-bit data, divided by 256

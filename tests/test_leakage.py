@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from matssl_bench.data_sources import audit_pool, audit_suite, build_audited_pool
-from matssl_bench.plan import load_suite
+from matssl_bench.data.sources import audit_pool, audit_suite, build_audited_pool
+from matssl_bench.suite.plan import load_suite
 
 from _data_fakes import labels, save, texture
 from conftest import REPO
@@ -137,7 +137,7 @@ def test_ebc1_folders_hold_every_ebc3_test_image(tmp_path, shared_data):
 
 
 def test_tables_say_when_near_copy_exclusion_was_off(tmp_path):
-    from matssl_bench.leakage import table_note
+    from matssl_bench.data.leakage import table_note
     records = [dict(stage='pretrain', status='finished', pretrain_set='B', duplicate_threshold=None),
                dict(stage='pretrain', status='finished', pretrain_set='C', duplicate_threshold=0.95)]
     assert 'B excluded test images by name only' in table_note(records)

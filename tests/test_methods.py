@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from matssl_bench.datasets.synthetic import SyntheticMicrographs
-from matssl_bench.encoders import build_resnet
+from matssl_bench.models.encoders import build_resnet
 from matssl_bench.errors import EncoderMismatchError
-from matssl_bench.losses import nt_xent
+from matssl_bench.models.losses import nt_xent
 from matssl_bench.methods.matssl import MatSSLModel
 from matssl_bench.registry import METHODS, MODELS
-from matssl_bench.segmentation import UNetPlusPlusSegmenter
-from matssl_bench.stages import pretrain
+from matssl_bench.models.segmenters import UNetPlusPlusSegmenter
+from matssl_bench.engine.stages import pretrain
 
 TINY = dict(MatSSL=dict(hidden_dim=32, out_dim=16),
             MoCoV2=dict(queue_len=16, hidden_dim=32, feat_dim=16),
@@ -192,7 +192,7 @@ def test_a_few_steps_lower_the_fixed_batch_loss(name):
     """
     from mmengine.optim import build_optim_wrapper
 
-    from matssl_bench.data import TwoViewPatches
+    from matssl_bench.data.patches import TwoViewPatches
 
     torch.manual_seed(0)
     images = SyntheticMicrographs(size=64, train=0, val=0, test=0, unlabeled=4).unlabeled_pool()

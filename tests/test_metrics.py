@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from matssl_bench.metrics import PooledIoUMetric, iou_from_areas
+from matssl_bench.evaluation.metrics import PooledIoUMetric, iou_from_areas
 
 
 def _sample(pred, gt):
@@ -36,7 +36,7 @@ def test_conventions_differ_on_empty_class_and_mean_subset():
 
 
 def test_authors_batch_metric_differs_from_pooled_on_a_constructed_case():
-    from matssl_bench.metrics import summarize, unit_scores
+    from matssl_bench.evaluation.metrics import summarize, unit_scores
     # 129 patches: batch 1 = 128 patches where class 1 is absent, batch 2 = one patch with it.
     inter = np.zeros((129, 2))
     union = np.zeros((129, 2))

@@ -1,4 +1,4 @@
-"""benchmarks/perf.py in a tiny configuration: every figure is present, positive and finite."""
+"""benchmarks/perf/measure.py in a tiny configuration: every figure is present, positive and finite."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ FIGURES = ('runner_overhead_ratio', 'ssl_step_ratio', 'loader_headroom', 'finetu
 def test_perf_tiny(tmp_path):
     out = tmp_path / 'perf.json'
     subprocess.run(
-        [sys.executable, str(REPO / 'benchmarks' / 'perf.py'), '--out', str(out),
+        [sys.executable, str(REPO / 'benchmarks' / 'perf' / 'measure.py'), '--out', str(out),
          '--repeats', '1', '--warmup', '0', '--threads', '1', '--image-size', '64',
          '--patch', '32', '--train-images', '2', '--val-images', '1', '--ssl-images', '2',
          '--ft-batch', '4', '--ssl-batch', '8', '--ft-epochs', '2', '--ssl-epochs', '2',
@@ -58,7 +58,7 @@ def test_perf_tiny(tmp_path):
 
 
 def test_fit_exponent_recovers_a_power_law():
-    from matssl_bench.perf_scale import fit_exponent
+    from matssl_bench.perf.scaling import fit_exponent
 
     sizes = [10, 20, 40, 80]
     fit = fit_exponent(sizes, [0.5 * s ** 1.5 for s in sizes])
@@ -67,7 +67,7 @@ def test_fit_exponent_recovers_a_power_law():
 
 def test_step_flops_counts_a_linear_layer():
     import torch
-    from matssl_bench.perf_scale import step_flops
+    from matssl_bench.perf.scaling import step_flops
 
     layer = torch.nn.Linear(16, 8, bias=False)
     flops = step_flops(lambda batch: layer(batch['x']).sum().backward(), dict(x=torch.ones(4, 16)))
@@ -82,7 +82,7 @@ def test_resume_checkpoint_interval_is_timed_side_by_side_with_equal_results(tmp
     suite = write_tiny_suite(tmp_path, methods='RandomInit', epochs=3)
     out = tmp_path / 'checkpoints.json'
     done = subprocess.run(
-        [sys.executable, str(REPO / 'benchmarks' / 'perf_checkpoints.py'), '--out', str(out),
+        [sys.executable, str(REPO / 'benchmarks' / 'perf' / 'resume_interval.py'), '--out', str(out),
          '--suite', str(suite), '--dataset', 'synthetic', '--every', '3600', '--repeats', '1'],
         capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -97,7 +97,7 @@ def test_precision_step_times_are_side_by_side(tmp_path):
     suite = write_tiny_suite(tmp_path, methods='RandomInit', epochs=1)
     out = tmp_path / 'precision.json'
     done = subprocess.run(
-        [sys.executable, str(REPO / 'benchmarks' / 'perf_precision.py'), '--out', str(out),
+        [sys.executable, str(REPO / 'benchmarks' / 'perf' / 'precision_compare.py'), '--out', str(out),
          '--suite', str(suite), '--steps', '1', '--repeats', '1'],
         capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]

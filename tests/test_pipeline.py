@@ -81,7 +81,7 @@ def test_identical_runs_give_identical_records(tmp_path):
 
 
 def test_imagenet_row_refuses_a_mismatching_cache_file_and_records_the_weights_hash(tmp_path):
-    from matssl_bench.weights import file_sha256
+    from matssl_bench.models.weights import file_sha256
 
     torch_home = tmp_path / 'torch_home'
     folder = torch_home / 'hub' / 'checkpoints'

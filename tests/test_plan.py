@@ -1,7 +1,7 @@
 import json
 
 from conftest import run_cli
-from matssl_bench.plan import expand, load_suite
+from matssl_bench.suite.plan import expand, load_suite
 
 TABLE4 = [  # (fine-tune, method, pretraining set, published mIoU) from the paper
     ('MetalDAM', 'SupervisedImageNet', None, 66.73), ('MetalDAM', 'DenseCL', 'Aachen+UHCS', 68.76),

@@ -9,15 +9,15 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 from conftest import run_cli
-from matssl_bench import precision as precision_module
-from matssl_bench import stages
-from matssl_bench.losses import nt_xent
-from matssl_bench.plan import build_method, expand, load_suite
-from matssl_bench.precision import (AutocastOptimWrapper, check_precision, resolve_precision,
+from matssl_bench.suite import precision as precision_module
+from matssl_bench.engine import stages
+from matssl_bench.models.losses import nt_xent
+from matssl_bench.suite.plan import build_method, expand, load_suite
+from matssl_bench.suite.precision import (AutocastOptimWrapper, check_precision, resolve_precision,
                                     with_precision)
-from matssl_bench.records import RecordStore
+from matssl_bench.engine.records import RecordStore
 from matssl_bench.registry import SCOPE
-from matssl_bench.tables import finetune_table
+from matssl_bench.report.tables import finetune_table
 
 SGD = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1, momentum=0.9))
 

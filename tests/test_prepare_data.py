@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from matssl_bench.prepare import verify
+from matssl_bench.data.prepare import verify
 from matssl_bench.registry import MICROGRAPH_SETS
 
 from _data_fakes import fake_metaldam, save

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matssl_bench.metrics import summarize
-from matssl_bench.protocol_tables import (frozen_table, label_efficiency_summary,
+from matssl_bench.evaluation.metrics import summarize
+from matssl_bench.report.variant_tables import (frozen_table, label_efficiency_summary,
                                           label_efficiency_table, paired_runs, transfer_runs,
                                           transfer_table)
 

@@ -9,17 +9,18 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
-from matssl_bench import stages
-from matssl_bench.augment import AugmentedPatches, training_patches
-from matssl_bench.data import SegmentationPatches
-from matssl_bench.data_sources import build_micrograph_set
+from matssl_bench.engine import stages
+from matssl_bench.data.augment import AugmentedPatches, training_patches
+from matssl_bench.data.patches import SegmentationPatches
+from matssl_bench.data.sources import build_micrograph_set
 from matssl_bench.datasets.synthetic import SyntheticMicrographs
-from matssl_bench.morphology import region_stats
-from matssl_bench.plan import expand
-from matssl_bench.protocol_tables import transfer_runs, transfer_table
-from matssl_bench.protocols import check_finetune_settings, draw_labelled, with_labels
-from matssl_bench.transfer import rdt
-from matssl_bench.tta import attach
+from matssl_bench.evaluation.morphology import region_stats
+from matssl_bench.suite.plan import expand
+from matssl_bench.report.variant_tables import transfer_runs, transfer_table
+from matssl_bench.data.subsets import draw_labelled, with_labels
+from matssl_bench.suite.variants import check_finetune_settings
+from matssl_bench.engine.transfer import rdt
+from matssl_bench.evaluation.tta import attach
 
 SMALL = dict(type='SyntheticMicrographs', size=64, train=6, val=2, test=2)
 SCALE = dict(epochs=1, batch_size=4, patch_size=32, lr=1e-2, decoder_channels=(16, 16, 8, 8, 8),
@@ -124,8 +125,8 @@ def test_transfer_targets_are_the_other_sets_and_enter_the_key():
 
 def test_target_test_images_the_source_trained_on_are_left_out_of_its_score():
     from matssl_bench.data_api import LabeledImage
-    from matssl_bench.protocols import SplitSubset
-    from matssl_bench.transfer import seen_by_source
+    from matssl_bench.data.subsets import SplitSubset
+    from matssl_bench.engine.transfer import seen_by_source
 
     source = SyntheticMicrographs(size=64, train=4, val=2, test=2)
     other = SyntheticMicrographs(size=64, train=4, val=2, test=2, material='B')
@@ -303,7 +304,7 @@ def test_synthetic_material_b_shares_the_classes_but_not_the_look():
 
 
 def test_list_shows_the_protocol_suites_with_descriptions():
-    from matssl_bench.cli import list_registered
+    from matssl_bench.commands.run_benchmark import list_registered
 
     listing = list_registered()
     for suite in ('labels', 'frozen', 'transfer', 'tricks', 'protocols-smoke'):

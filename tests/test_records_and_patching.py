@@ -2,8 +2,10 @@ import json
 
 import pytest
 
-from matssl_bench.patching import count_patches, patch_grid, patch_origins, patch_stride
-from matssl_bench.records import RecordStore, atomic_write, config_key
+from matssl_bench.data.patching import count_patches, patch_grid, patch_origins, patch_stride
+from matssl_bench.engine.records import RecordStore
+from matssl_bench.fileio.atomic import atomic_write
+from matssl_bench.suite.job_key import config_key
 
 
 def test_config_key_is_order_independent_and_sensitive():
@@ -64,7 +66,7 @@ def test_patch_counts_multiply_axes():
 
 def test_resize_items_square_and_factor_keep_labels_exact():
     import numpy as np
-    from matssl_bench.data import resize_items
+    from matssl_bench.data.patches import resize_items
     from matssl_bench.data_api import LabeledImage, UnlabeledImage
 
     mask = np.zeros((40, 60), np.uint8)

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
-from matssl_bench.records import RecordStore, write_json_atomic
-from matssl_bench.tables import finetune_table
+from matssl_bench.engine.records import RecordStore
+from matssl_bench.fileio.atomic import write_json_atomic
+from matssl_bench.report.tables import finetune_table
 
 
 def _images(miou, n=3):
@@ -144,7 +145,7 @@ def test_make_tables_refuses_a_folder_without_records(tmp_path):
 
 
 def test_overlay_colours():
-    from matssl_bench.figures import FN, FP, TP, overlay
+    from matssl_bench.report.figures import FN, FP, TP, overlay
     image = np.zeros((1, 4, 3), np.uint8)
     truth = np.array([[0, 1, 1, 2]])
     pred = np.array([[0, 1, 0, 1]])

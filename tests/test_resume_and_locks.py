@@ -9,7 +9,7 @@ import time
 import pandas as pd
 
 from conftest import REPO, run_cli, write_tiny_suite
-from matssl_bench.locks import JobLock
+from matssl_bench.fileio.locks import JobLock
 
 
 def _records(work):
@@ -53,7 +53,7 @@ def test_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
     first = JobLock(path)
     assert first.acquire()
     other = subprocess.run([sys.executable, '-c',
-                            'import sys; from matssl_bench.locks import JobLock; '
+                            'import sys; from matssl_bench.fileio.locks import JobLock; '
                             f'sys.exit(0 if JobLock({str(path)!r}).acquire() else 3)'])
     assert other.returncode == 3
     first.release()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from matssl_bench.hooks import RESUME_EVERY_ENV, RunStateHook
-from matssl_bench.plan import Job, expand, load_suite
-from matssl_bench.runner import Outcome, SuiteRunner
+from matssl_bench.engine.hooks import RESUME_EVERY_ENV, RunStateHook
+from matssl_bench.suite.plan import Job, expand, load_suite
+from matssl_bench.engine.runner import Outcome, SuiteRunner
 
 
 def _job(key: str, stage: str = 'finetune', depends_on=None) -> Job:

@@ -2,9 +2,9 @@ import pytest
 import torch
 import torchvision
 
-from matssl_bench.encoders import encoder_state_of
+from matssl_bench.models.encoders import encoder_state_of
 from matssl_bench.errors import EncoderMismatchError
-from matssl_bench.segmentation import UNetPlusPlusSegmenter
+from matssl_bench.models.segmenters import UNetPlusPlusSegmenter
 
 
 def _pair(**kwargs):

@@ -8,9 +8,9 @@ import stat
 import pytest
 
 from conftest import run_cli, write_tiny_suite
-from matssl_bench.plan import expand, load_suite
-from matssl_bench.records import atomic_write, write_json_atomic
-from matssl_bench.runner import SuiteRunner
+from matssl_bench.suite.plan import expand, load_suite
+from matssl_bench.fileio.atomic import atomic_write, write_json_atomic
+from matssl_bench.engine.runner import SuiteRunner
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_missing_vis_backend_package_is_one_clear_error(tmp_path):
 
 def test_prepared_copies_are_readable_by_the_group(tmp_path, umask_022):
     from _data_fakes import fake_metaldam
-    from matssl_bench.prepare import prepare
+    from matssl_bench.data.prepare import prepare
 
     src = fake_metaldam(tmp_path / 'src', labeled=6, unlabeled=1)
     prepare('MetalDAM', src, tmp_path / 'prep')

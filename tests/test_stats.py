@@ -4,8 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from matssl_bench import stats
-from matssl_bench.tables import finetune_table
+from matssl_bench.evaluation import statistics as stats
+from matssl_bench.report.tables import finetune_table
 
 CLEAN = dict(convention='clean', class_names=['bg', 'fg'])
 

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from matssl_bench.encoders import build_resnet, encoder_only
+from matssl_bench.models.encoders import build_resnet, encoder_only
 from matssl_bench.errors import EncoderMismatchError, MissingResourceError
 from matssl_bench.registry import METHODS
-from matssl_bench import weights
-from matssl_bench.weights import WEIGHTS_ENV, WeightHashError, file_sha256, micronet_file_names
+from matssl_bench.models import weights
+from matssl_bench.models.weights import WEIGHTS_ENV, WeightHashError, file_sha256, micronet_file_names
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ def test_hashes_are_cached_per_path_size_and_mtime(tmp_path):
 
 def test_weight_file_hash_is_part_of_job_keys_and_records(tmp_path, torch_home):
     from conftest import write_tiny_suite
-    from matssl_bench.plan import expand, load_suite
+    from matssl_bench.suite.plan import expand, load_suite
 
     path = tmp_path / 'my_resnet18.pth'
     _save_resnet(path)

@@ -27,8 +27,8 @@ def main(argv=None) -> int:
                         help='extra plugin module (dotted name or .py path); repeatable')
     args = parser.parse_args(argv)
 
-    from matssl_bench.data_sources import audit_suite
-    from matssl_bench.plan import load_suite
+    from matssl_bench.data.sources import audit_suite
+    from matssl_bench.suite.plan import load_suite
     from matssl_bench.plugins import import_user_plugin, load_builtin_plugins
 
     load_builtin_plugins()

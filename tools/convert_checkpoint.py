@@ -5,12 +5,12 @@
 
 Layouts: the MatSSL authors' MatSSL/MoCoV2/DenseCL checkpoints, mmselfsup or
 mmpretrain checkpoints (``backbone.``), MicroNet and torchvision files; see
-benchmarks/checkpoints.py. DST is written atomically.
+benchmarks/models/foreign_checkpoints.py. DST is written atomically.
 """
 import argparse
 import sys
 
-from matssl_bench.checkpoints import LAYOUTS, convert_checkpoint
+from matssl_bench.models.foreign_checkpoints import LAYOUTS, convert_checkpoint
 from matssl_bench.errors import BenchmarkError
 
 

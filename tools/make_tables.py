@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from matssl_bench.report import make_report
+from matssl_bench.report.build import make_report
 
 
 def main() -> int:

@@ -38,10 +38,10 @@ def main(argv=None) -> int:
         return verify_command(args.verify)
     if args.name is None or args.src is None or args.out is None:
         parser.error('NAME, --src and --out are required (or --verify DIR)')
-    from matssl_bench.prepare import prepare
-    from matssl_bench.cli import parse_json_options
+    from matssl_bench.data.prepare import prepare
+    from matssl_bench.commands.run_benchmark import parse_json_options
     from matssl_bench.errors import ConfigError
-    from matssl_bench.suite_schema import check_dataset_cfg
+    from matssl_bench.suite.schema import check_dataset_cfg
     try:
         options = parse_json_options(args.option)
         check_dataset_cfg('--option', dict(type=args.name, root=str(args.src), **options))
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
 
 def verify_command(folder: Path) -> int:
     """--verify: one line per variant; exit status 1 when any file differs from its manifest."""
-    from matssl_bench.prepare import verify_tree
+    from matssl_bench.data.prepare import verify_tree
     try:
         results = verify_tree(folder)
     except BenchmarkError as err:

@@ -38,8 +38,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from matssl_bench.plugins import load_builtin_plugins
-    from matssl_bench.rescore import check_overrides, comparison_table, rescore
-    from matssl_bench.tables import write_table
+    from matssl_bench.commands.rescore import check_overrides, comparison_table, rescore
+    from matssl_bench.report.tables import write_table
 
     overrides = dict(args.set)
     try:

@@ -1,0 +1,227 @@
+"""`tools/run_benchmark.py`: run a suite, list what is registered, or print a suite's plan."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from mmengine.config import DictAction
+
+from matssl_bench.errors import BenchmarkError, ConfigError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one ``error: ...`` line and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f'error: {message} (see {self.prog} --help)\n')
+
+
+class CfgOptionsAction(DictAction):
+    """mmengine's ``KEY=VALUE`` action; a malformed item is a usage error naming it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for item in values or []:
+            key = item.split('=', 1)[0]
+            if '=' not in item or not key or key.startswith('.') or key.endswith('.'):
+                parser.error(f'{option_string} {item!r}: expected KEY=VALUE with a dotted key, '
+                             'e.g. scale.finetune.epochs=3')
+            value = item.split('=', 1)[1]
+            if value.count('[') != value.count(']') or value.count('(') != value.count(')'):
+                parser.error(f'{option_string} {item!r}: cannot parse the value (unbalanced '
+                             'brackets); lists are [a,b] or a,b, tuples (a,b)')
+        try:
+            super().__call__(parser, namespace, values, option_string)
+        except (AssertionError, ValueError) as err:  # e.g. unbalanced brackets
+            parser.error(f'{option_string} {" ".join(values)!r}: cannot parse the value ({err})')
+
+
+def parse_json_options(items, flag: str = '--option') -> dict:
+    """``KEY=JSON`` items (``seed=1``, ``classes=["a","b"]``) as a dict; a malformed item is a
+    :class:`ConfigError` naming it."""
+    options = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep or not key:
+            raise ConfigError(f'{flag} {item!r}: expected KEY=JSON, e.g. {flag} seed=1')
+        try:
+            options[key] = json.loads(value)
+        except ValueError as err:
+            raise ConfigError(f'{flag} {item!r}: the value is not JSON ({err}); quote strings '
+                              f'as {key}=\'"text"\'') from None
+    return options
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+    return value
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = OneLineParser(prog='run_benchmark.py', description=__doc__)
+    p.add_argument('--suite', default='smoke', help='built-in suite name or path to a suite config')
+    p.add_argument('--work-dir', type=Path, help='where records, checkpoints and tables go '
+                   '(default: work_dirs/<suite>)')
+    p.add_argument('--list', action='store_true', help='list methods, suites and data sets')
+    p.add_argument('--seeds', type=int, nargs='+', help='seeds (default: the suite\'s)')
+    p.add_argument('--methods', nargs='+', help='glob patterns of method names to run')
+    p.add_argument('--datasets', nargs='+', help='glob patterns of fine-tuning sets to run')
+    p.add_argument('--rows', type=int, nargs='+', help='indices of suite rows to run')
+    p.add_argument('--protocol', choices=['published', 'clean'],
+                   help="model selection and mIoU convention (default: the suite's)")
+    p.add_argument('--precision', choices=['fp32', 'bf16', 'fp16', 'auto'],
+                   help="training precision of both stages (default: the suite's; "
+                   "bf16/fp16 are autocast mixed precision, auto = bf16 where native)")
+    p.add_argument('--dry-run', action='store_true', help='print the job plan, run nothing')
+    p.add_argument('--format', choices=['text', 'json'], default='text')
+    p.add_argument('--plugin', action='append', default=[],
+                   help='extra plugin module (dotted name or .py path); repeatable')
+    p.add_argument('--launcher', default='none', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                   help='mmengine launcher for distributed runs')
+    p.add_argument('--break-locks', action='store_true',
+                   help='delete every job lock of the work dir first (only when you know no '
+                   'other runner is alive on any host)')
+    p.add_argument('--vis-backend', default='local', choices=['local', 'tensorboard', 'wandb', 'mlflow'],
+                   help='where mmengine logs losses and validation mIoU live (local JSON files '
+                   'are always written)')
+    p.add_argument('--keep-checkpoints', action='store_true',
+                   help="keep each finished job's resume.pth (default: removed once its record "
+                   'is written)')
+    p.add_argument('--threads', type=_positive_int, metavar='N',
+                   help='torch intra-op threads and data-loader workers per process')
+    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
+                   metavar='KEY=VALUE',
+                   help='override suite settings, e.g. scale.finetune.epochs=3 '
+                   "'finetune_sets.mine.classes=[a,b]' (mmengine's DictAction)")
+    p.add_argument('--debug', action='store_true',
+                   help='show the full traceback of an error instead of one line')
+    return p.parse_args(argv)
+
+
+def first_doc_line(obj) -> str:
+    lines = (obj.__doc__ or '').strip().splitlines()
+    return lines[0] if lines else ''
+
+
+def list_registered() -> str:
+    from matssl_bench.suite.plan import available_suites, load_suite
+    from matssl_bench.registry import METHODS, MICROGRAPH_SETS
+
+    lines = ['methods:']
+    for name in sorted(METHODS.module_dict):
+        cls = METHODS.module_dict[name]
+        stage = 'SSL pretraining' if cls.needs_pretraining else 'no pretraining'
+        lines.append(f'  {name:20s} {stage}; {first_doc_line(cls)}')
+    lines.append('suites:')
+    for name in available_suites():
+        lines.append(f'  {name:20s} {load_suite(name).get("description", "")}')
+    lines.append('data sets:')
+    for name in sorted(MICROGRAPH_SETS.module_dict):
+        lines.append(f'  {name:20s} {first_doc_line(MICROGRAPH_SETS.module_dict[name])}')
+    return '\n'.join(lines)
+
+
+def route_logs_to_stderr(stdout) -> None:
+    """mmengine's loggers write to stdout (e.g. Config's INFO line about an environment
+    variable it substituted); stdout is kept for results, so they go to stderr."""
+    from mmengine.logging import MMLogger
+
+    for logger in [MMLogger.get_current_instance(),
+                   *getattr(MMLogger, '_instance_dict', {}).values()]:
+        for handler in logger.handlers:
+            if (isinstance(handler, logging.StreamHandler)
+                    and handler.stream in (sys.__stdout__, stdout)):
+                handler.setStream(sys.stderr)
+
+
+def one_line(err: BaseException) -> str:
+    return ' '.join(str(err).split()) or type(err).__name__
+
+
+def main(argv=None) -> int:
+    try:
+        return _parse_and_run(argv)
+    except KeyboardInterrupt:
+        print('error: interrupted; rerun the same command to resume', file=sys.stderr)
+        return 130
+
+
+def _parse_and_run(argv=None) -> int:
+    args = parse_args(argv)
+    out = sys.stdout
+    try:
+        # every log line (mmengine's included) on stderr; results alone on stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            route_logs_to_stderr(out)
+            return _main(args, out)
+    except (BenchmarkError, FileNotFoundError, KeyError, ValueError) as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f'error: {one_line(err)}', file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace, out) -> int:
+    from matssl_bench.plugins import import_user_plugin, load_builtin_plugins
+
+    load_builtin_plugins()
+    for plugin in args.plugin:
+        import_user_plugin(plugin)
+    if args.list:
+        print(list_registered(), file=out)
+        return 0
+
+    from matssl_bench.commands.checks import check_selection, check_work_dir, validate_args
+    from matssl_bench.fileio.locks import break_locks
+    from matssl_bench.suite.plan import expand, load_suite
+    from matssl_bench.report.build import make_report, save_suite_meta
+    from matssl_bench.engine.runner import SuiteRunner
+
+    suite = load_suite(args.suite, args.cfg_options)
+    if args.protocol:
+        suite.protocol = args.protocol
+    if args.precision:
+        for stage in ('pretrain', 'finetune'):
+            suite.scale[stage]['precision'] = args.precision
+    validate_args(args, suite)
+    jobs = expand(suite, seeds=args.seeds, methods=args.methods, datasets=args.datasets,
+                  rows=args.rows)
+    check_selection(jobs, args)
+    work_dir = args.work_dir or Path('work_dirs') / suite.suite_name
+    if args.dry_run:
+        from matssl_bench.engine.dry_run import format_text, inspect_plan
+
+        entries = inspect_plan(suite, jobs, work_dir)
+        print(json.dumps(entries, indent=2) if args.format == 'json' else format_text(entries),
+              file=out)
+        return 0
+    check_work_dir(work_dir)
+    if args.break_locks:
+        for path in break_locks(Path(work_dir) / 'locks'):
+            print(f'removed lock {path}', file=sys.stderr)
+    if args.vis_backend != 'local':
+        from matssl_bench.engine.hooks import visualizer_cfg
+        visualizer_cfg(args.vis_backend)  # a missing package stops the run before any job
+    runner = SuiteRunner(suite, work_dir, args.launcher, vis_backend=args.vis_backend,
+                         keep_checkpoints=args.keep_checkpoints, threads=args.threads)
+    if runner.rank == 0:
+        save_suite_meta(work_dir, suite)
+    start = time.time()
+    outcomes = runner.run(jobs)
+    if runner.rank != 0:
+        return 0
+    written = make_report(work_dir)
+    for name, paths in written.items():
+        if name != 'figures':
+            print(next(p for p in paths if p.suffix == '.md').read_text(), file=out)
+    counts = {s: sum(o.status == s for o in outcomes) for s in sorted({o.status for o in outcomes})}
+    print(f'{len(outcomes)} jobs: {", ".join(f"{n} {s}" for s, n in counts.items())}; '
+          f'{time.time() - start:.1f} s. Tables and figures in {work_dir / "tables"}', file=out)
+    return 0

@@ -1,0 +1,1 @@
+"""Micrograph data: sources, file sets, image reading, patches, subsets, augmentation, SSL views, leakage, preparation."""

@@ -1,0 +1,1 @@
+"""Running jobs: runner, records, hooks, stages, transfer scoring, dry run."""

@@ -1,0 +1,122 @@
+"""Append-only result records: one JSON per finished run, written atomically."""
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from matssl_bench.fileio.atomic import write_json_atomic
+
+LOG = logging.getLogger(__name__)
+
+# Keys a record must hold before it is trusted (as cached by the runner, as a row by the
+# tables), per status and stage: what the runner and the tables read from it.
+ROW_KEYS = ('stage', 'key', 'status', 'method_label', 'encoder_init', 'pretrain_set', 'dataset',
+            'seed', 'protocol')
+REQUIRED_KEYS = {
+    ('finished', 'pretrain'): ('stage', 'key', 'status'),
+    ('finished', 'finetune'): ROW_KEYS + ('test', 'history'),
+    ('unavailable', 'pretrain'): ('stage', 'key', 'status', 'reason'),
+    ('unavailable', 'finetune'): ROW_KEYS + ('reason',),
+}
+
+
+def record_problem(record: Any, stage: str, key: Optional[str] = None) -> Optional[str]:
+    """Why ``record`` cannot be trusted as a record of ``stage`` (and ``key``), or None."""
+    if not isinstance(record, dict):
+        return f'not a JSON object but {type(record).__name__}'
+    status = record.get('status')
+    required = REQUIRED_KEYS.get((status, stage))
+    if required is None:
+        return f'unknown status {status!r} for stage {stage!r}'
+    missing = [k for k in required if k not in record]
+    if missing:
+        return f'{status} record without {", ".join(missing)}'
+    if record['stage'] != stage or (key is not None and record['key'] != key):
+        return (f'record of {record["stage"]} {record["key"]} stored as {stage} '
+                f'{key or "?"}')
+    if status == 'finished' and stage == 'finetune':
+        test = record['test']
+        if not isinstance(test, dict) or not isinstance(test.get('mIoU'), (int, float)):
+            return 'finished record without a numeric test mIoU'
+    return None
+
+
+
+def environment_versions() -> dict:
+    """Versions that a result depends on, recorded with every result."""
+    import mmengine
+    import numpy
+    import segmentation_models_pytorch as smp
+    import torchvision
+
+    versions = {
+        'python': platform.python_version(),
+        'torch': torch.__version__,
+        'torchvision': torchvision.__version__,
+        'mmengine': mmengine.__version__,
+        'segmentation_models_pytorch': smp.__version__,
+        'numpy': numpy.__version__,
+    }
+    for name in ('mmseg', 'mmselfsup', 'mmcv'):
+        try:
+            versions[name] = __import__(name).__version__
+        except Exception:  # noqa: BLE001 - a version we cannot read is recorded as such
+            versions[name] = 'unavailable'
+    versions['cuda'] = torch.version.cuda or 'none'
+    versions['device'] = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
+                          else platform.processor() or platform.machine())
+    return versions
+
+
+class RecordStore:
+    """Records under ``work_dir/records/<stage>/<key>.json``; finished records are never rewritten."""
+
+    def __init__(self, work_dir: Path):
+        self.root = Path(work_dir) / 'records'
+        self._reported: set[Path] = set()
+
+    def path(self, stage: str, key: str) -> Path:
+        return self.root / stage / f'{key}.json'
+
+    def _read(self, path: Path, stage: str, key: Optional[str], consequence: str) -> Optional[dict]:
+        """The record at ``path`` if it is valid; else None, with one warning line naming it."""
+        try:
+            record = json.loads(path.read_text())
+            problem = record_problem(record, stage, key)
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            problem = f'unreadable record ({err})'
+        if problem is None:
+            return record
+        if path not in self._reported:
+            self._reported.add(path)
+            LOG.warning('warning: %s: %s; %s', path, problem, consequence)
+        return None
+
+    def get(self, stage: str, key: str) -> Optional[dict]:
+        """A valid record, or None (a bad record file is reported once and treated as absent)."""
+        return self._read(self.path(stage, key), stage, key, 'treated as not run: the job runs again')
+
+    def finished(self, stage: str, key: str) -> Optional[dict]:
+        record = self.get(stage, key)
+        return record if record is not None and record.get('status') == 'finished' else None
+
+    def put(self, stage: str, key: str, record: dict) -> Path:
+        path = self.path(stage, key)
+        if self.finished(stage, key) is not None:
+            return path  # another worker finished it first; keep the first record
+        write_json_atomic(path, record)
+        return path
+
+    def all(self, stage: str) -> list[dict]:
+        folder = self.root / stage
+        if not folder.is_dir():
+            return []
+        records = (self._read(p, stage, p.stem, 'skipped') for p in sorted(folder.glob('*.json')))
+        return [r for r in records if r is not None]

@@ -1,0 +1,1 @@
+"""Scoring: sliding-window inference, metrics, statistics, TTA, morphology."""

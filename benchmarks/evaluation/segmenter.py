@@ -1,0 +1,33 @@
+"""The fine-tuning stage's U-Net++ (or probe) as every stage builds it, and saved
+fine-tuned weights loaded into it for inference: one place for both."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+from mmengine.device import get_device
+
+from matssl_bench.evaluation.tta import attach as attach_test_time
+from matssl_bench.models.probes import segmenter_class
+from matssl_bench.models.segmenters import UNetPlusPlusSegmenter
+
+
+def build_segmenter(arch: str, num_classes: int, scale: dict,
+                    encoder_state: Optional[dict[str, torch.Tensor]] = None,
+                    encoder_source: str = 'encoder state') -> UNetPlusPlusSegmenter:
+    """The U-Net++ of a fine-tuning scale (perf.py times the same model)."""
+    model = segmenter_class(scale)(arch, num_classes, encoder_state=encoder_state,
+                                   encoder_source=encoder_source,
+                                   decoder_channels=scale.get('decoder_channels',
+                                                              (256, 128, 64, 32, 16)),
+                                   channels_last=scale.get('channels_last', False))
+    return attach_test_time(model, scale)  # downscaling / TTA at inference (tta.py)
+
+
+def load_segmenter(weights: Path, arch: str, num_classes: int, scale: dict):
+    """(model in eval mode on the current device, checkpoint) of saved fine-tuned weights."""
+    checkpoint = torch.load(weights, map_location='cpu', weights_only=True)
+    model = build_segmenter(arch, num_classes, scale)
+    model.load_state_dict(checkpoint['state_dict'])
+    return model.to(get_device()).eval(), checkpoint

@@ -1,0 +1,1 @@
+"""Encoders, losses, the mmselfsup bridge, weights, segmenters and probes, foreign checkpoints."""

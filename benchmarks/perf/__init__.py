@@ -1,0 +1,1 @@
+"""Performance measurements (python -m matssl_bench.perf.measure)."""

@@ -1,0 +1,463 @@
+"""Tables and figures of the protocols beyond Tables 4-5, from records only (no training).
+
+- ``label_efficiency.csv`` (one row per run) + ``label_efficiency_summary.csv`` (mean and
+  95 % interval per n) + ``label_efficiency.png`` (mIoU vs n, a band per method);
+- ``frozen.csv``: full fine-tuning, frozen encoder + decoder, linear probe side by side;
+- ``transfer.csv`` (source x target, with RDT) + ``transfer.png`` (a heatmap per method);
+- ``tricks.csv``: each trick's mIoU and its difference from the same method's baseline;
+- ``per_class_morphology.csv``: region counts and radii per row and class.
+
+Intervals: the hierarchical bootstrap of ``benchmarks/evaluation/statistics.py`` (runs = seeds x draws, then
+test images within each run) wherever every run of a row has per-image areas; otherwise (older
+records), and for the RDT, a t-interval of the mean over runs. The ``interval`` column says
+which. Comparisons are paired (:func:`paired_runs`): each method against the suite's baseline
+on the same draw and seed (label efficiency, transfer), a frozen encoder against full
+fine-tuning of the same method and seed; ``delta``, its interval, the p-value, Holm's
+adjustment over the table's comparisons and a verdict (``stats.verdict``).
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from matssl_bench.report.figures import save_figure  # noqa: E402
+from matssl_bench.evaluation import statistics as bootstrap  # noqa: E402
+from matssl_bench.report.tables import metric_cfg_of, result_areas, write_table  # noqa: E402
+from matssl_bench.engine.transfer import rdt  # noqa: E402
+
+LEVEL = 0.95
+PAIRED_COLUMNS = ['delta', 'delta_ci95_low', 'delta_ci95_high', 'p', 'p_holm', 'verdict',
+                  'pairs']
+
+
+def paired_runs(pairs: list[tuple[dict, dict]], metric_cfg: dict) -> dict:
+    """``a - b`` over pairs of evaluation dicts of one seed/draw each (``record['test']`` or a
+    transfer target's): mean difference in mIoU points, 95 % interval and two-sided p.
+
+    Paired hierarchical bootstrap (pairs, then the shared test images) where every run has
+    per-image areas of the same images; otherwise a paired t-test over the runs' mIoU.
+    """
+    if not pairs:
+        return dict.fromkeys(PAIRED_COLUMNS[:4], float('nan')) | dict(pairs=0)
+    names = [u['name'] for u in pairs[0][0].get('images') or []]
+    same_images = names and all({u['name'] for u in r.get('images') or []} == set(names)
+                                for pair in pairs for r in pair)
+    if same_images:
+        delta, low, high, p = bootstrap.paired_difference(
+            [result_areas(a, names) for a, _ in pairs], [result_areas(b, names) for _, b in pairs],
+            metric_cfg)
+    else:
+        diffs = np.asarray([a['mIoU'] - b['mIoU'] for a, b in pairs], dtype=np.float64)
+        delta, low, high = mean_interval(diffs)
+        p = (float(stats.ttest_1samp(diffs, 0.0).pvalue) if len(diffs) > 1 and diffs.std() > 0
+             else float('nan'))
+    return dict(delta=delta, delta_ci95_low=low, delta_ci95_high=high, p=p, pairs=len(pairs))
+
+
+def add_verdicts(rows: list[dict]) -> None:
+    """Holm-adjust the ``p`` of ``rows`` (one table's comparisons) and add verdicts."""
+    adjusted = bootstrap.holm([r.get('p', float('nan')) for r in rows])
+    for row, p_holm in zip(rows, adjusted):
+        row['p_holm'] = float(p_holm)
+        row['verdict'] = bootstrap.verdict(row.get('delta', float('nan')), p_holm) \
+            if 'delta' in row else ''
+
+
+def mean_interval(values: Iterable[float], level: float = LEVEL) -> tuple[float, float, float]:
+    """Mean and the ``level`` t-interval of the mean (NaN bounds with fewer than 2 values)."""
+    values = np.asarray([v for v in values if v is not None and not math.isnan(v)], float)
+    if len(values) == 0:
+        return float('nan'), float('nan'), float('nan')
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float('nan'), float('nan')
+    sem = stats.sem(values)
+    if sem == 0:
+        return mean, mean, mean
+    low, high = stats.t.interval(level, len(values) - 1, loc=mean, scale=sem)
+    return mean, float(low), float(high)
+
+
+def runs_interval(results: list[dict], metric_cfg: dict) -> tuple[float, float, float, str]:
+    """Mean mIoU over runs and its 95 % interval; ``results`` are the runs' evaluation dicts
+    (``record['test']`` or a transfer target's). Bootstrap over runs then images where every run
+    kept its per-image areas, else a t-interval over the runs' mIoU."""
+    if results and all(r.get('images') for r in results):
+        return (*bootstrap.row_interval([result_areas(r) for r in results], metric_cfg),
+                'bootstrap')
+    return (*mean_interval(r['mIoU'] for r in results), 't')
+
+
+def _finished(records: Iterable[dict]) -> list[dict]:
+    return [r for r in records if r.get('stage') == 'finetune' and r.get('status') == 'finished']
+
+
+def _scale(rec: dict) -> dict:
+    return rec.get('config', {}).get('scale', {})
+
+
+def encoder_mode(rec: dict) -> str:
+    return _scale(rec).get('encoder_mode', 'full')
+
+
+def _ident(rec: dict) -> dict:
+    return {'method': rec['method_label'], 'pretrain set': rec.get('pretrain_set') or '-'}
+
+
+def _label(rec: dict) -> str:
+    pretrain = rec.get('pretrain_set')
+    return rec['method_label'] + (f' ({pretrain})' if pretrain else '')
+
+
+def _plain(rec: dict) -> bool:
+    """A run of no other protocol (all labels, no trick row)."""
+    return not rec.get('config', {}).get('labels') and 'trick' not in rec.get('row', {})
+
+
+def protocol_run(rec: dict) -> bool:
+    """A run that is not a Table 4-5 run: a label subset, a frozen encoder or a trick row."""
+    return not _plain(rec) or encoder_mode(rec) != 'full'
+
+
+def _summary(groups: dict, columns: list[str]) -> list[dict]:
+    rows = []
+    for key, recs in groups.items():
+        mean, low, high, kind = runs_interval([r['test'] for r in recs], metric_cfg_of(recs[0]))
+        rows.append({**dict(zip(columns, key)), 'runs': len(recs),
+                     'seeds': ','.join(str(s) for s in sorted({r['seed'] for r in recs})),
+                     'mIoU': mean, 'ci_low': low, 'ci_high': high, 'interval': kind})
+    return rows
+
+
+# -- label efficiency ----------------------------------------------------------------------
+def _group_key(rec: dict) -> tuple:
+    return (rec['dataset'], rec['method_label'], rec.get('pretrain_set'), rec.get('protocol'))
+
+
+def label_efficiency_table(records: Iterable[dict]) -> pd.DataFrame:
+    """One row per run on a label subset, plus the all-labels runs of the same rows."""
+    records = _finished(records)
+    subsets = {_group_key(r) for r in records if r.get('config', {}).get('labels')}
+    rows = []
+    for rec in records:
+        labels = rec.get('config', {}).get('labels')
+        if not labels:
+            if not (_plain(rec) and encoder_mode(rec) == 'full' and _group_key(rec) in subsets):
+                continue
+            labels = dict(n='all', draw=0)
+        rows.append({**_ident(rec), 'dataset': rec['dataset'], 'n_requested': labels['n'],
+                     'n_labelled': rec.get('n_labelled', labels['n']), 'draw': labels['draw'],
+                     'seed': rec['seed'], 'mIoU': rec['test']['mIoU'],
+                     'evaluation protocol': rec.get('protocol'), 'key': rec['key']})
+    columns = ['method', 'pretrain set', 'dataset', 'n_requested', 'n_labelled', 'draw', 'seed',
+               'mIoU', 'evaluation protocol', 'key']
+    return pd.DataFrame(rows, columns=columns).sort_values(
+        ['dataset', 'method', 'pretrain set', 'n_labelled', 'draw', 'seed'], ignore_index=True)
+
+
+def label_efficiency_summary(table: pd.DataFrame, records: Iterable[dict],
+                             baseline: str = 'RandomInit') -> pd.DataFrame:
+    """Mean and interval per (set, method, n), and each method minus ``baseline`` (a method's
+    registry name) on the same draws and seeds."""
+    by_key = {r['key']: r for r in records}
+    keys = ['dataset', 'method', 'pretrain set', 'n_labelled']
+    runs = {}
+    for key, group in table.groupby(keys, sort=True):
+        runs[key] = {(d, s): by_key[k] for d, s, k in zip(group['draw'], group['seed'],
+                                                         group['key'])}
+    rows = []
+    for key, by_run in runs.items():
+        recs = list(by_run.values())
+        mean, low, high, kind = runs_interval([r['test'] for r in recs], metric_cfg_of(recs[0]))
+        row = dict(zip(keys, key), runs=len(recs), mIoU=mean, ci_low=low, ci_high=high,
+                   interval=kind)
+        if recs[0]['method'] != baseline:
+            base = next((b for k, b in runs.items() if k[0] == key[0] and k[3] == key[3]
+                         and next(iter(b.values()))['method'] == baseline), {})
+            shared = sorted(set(by_run) & set(base))
+            row.update(paired_runs([(by_run[s]['test'], base[s]['test']) for s in shared],
+                                   metric_cfg_of(recs[0])))
+        rows.append(row)
+    add_verdicts([r for r in rows if 'delta' in r])
+    return pd.DataFrame(rows, columns=keys + ['runs', 'mIoU', 'ci_low', 'ci_high', 'interval']
+                        + PAIRED_COLUMNS)
+
+
+def label_efficiency_figure(summary: pd.DataFrame, path: Path) -> Path:
+    """mIoU vs number of labelled images, one panel per fine-tuning set, a band per method."""
+    sets = sorted(summary['dataset'].unique())
+    fig, axes = plt.subplots(1, len(sets), figsize=(5 * len(sets), 3.8), squeeze=False)
+    for ax, dataset in zip(axes[0], sets):
+        part = summary[summary['dataset'] == dataset]
+        for (method, pretrain), curve in part.groupby(['method', 'pretrain set']):
+            curve = curve.sort_values('n_labelled')
+            label = method if pretrain == '-' else f'{method} ({pretrain})'
+            line, = ax.plot(curve['n_labelled'], curve['mIoU'], marker='o', label=label)
+            ax.fill_between(curve['n_labelled'], curve['ci_low'], curve['ci_high'],
+                            color=line.get_color(), alpha=0.2)
+        ax.set_xscale('log', base=2)
+        sizes = sorted(part['n_labelled'].unique())
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel('labelled training images')
+        ax.set_ylabel('test mIoU (%)')
+        ax.set_title(f'{dataset}: label efficiency ({int(LEVEL * 100)} % interval)')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+# -- frozen encoder ------------------------------------------------------------------------
+def frozen_table(records: Iterable[dict]) -> pd.DataFrame:
+    """Full fine-tuning, frozen encoder + decoder and linear probe per set and method; each
+    frozen mode minus full fine-tuning of the same method on the same seeds."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for rec in _finished(records):
+        if _plain(rec):
+            groups[(rec['dataset'], rec['method_label'], rec.get('pretrain_set') or '-',
+                    encoder_mode(rec), rec.get('protocol'))].append(rec)
+    columns = ['dataset', 'method', 'pretrain set', 'protocol', 'evaluation protocol']
+    order = {'full': 0, 'frozen-decoder': 1, 'linear-probe': 2}
+    rows = sorted(_summary(groups, columns),
+                  key=lambda r: (r['dataset'], r['method'], r['pretrain set'],
+                                 order[r['protocol']]))
+    for row in rows:
+        key = tuple(row[c] for c in columns)
+        full = {r['seed']: r for r in groups.get(key[:3] + ('full',) + key[4:], [])}
+        if row['protocol'] != 'full' and full:
+            mine = {r['seed']: r for r in groups[key]}
+            shared = sorted(set(mine) & set(full))
+            row.update(paired_runs([(mine[s]['test'], full[s]['test']) for s in shared],
+                                   metric_cfg_of(groups[key][0])))
+    add_verdicts([r for r in rows if 'delta' in r])
+    return pd.DataFrame(rows, columns=columns + ['runs', 'seeds', 'mIoU', 'ci_low', 'ci_high',
+                                                 'interval'] + PAIRED_COLUMNS)
+
+
+# -- transfer ------------------------------------------------------------------------------
+def transfer_runs(records: Iterable[dict]) -> pd.DataFrame:
+    """One row per run and target set (the source's own test split included, RDT 0)."""
+    rows = []
+    for rec in _finished(records):
+        if 'transfer' not in rec or protocol_run(rec):  # full fine-tuning on all labels only
+            continue
+        source = rec['test']['mIoU']
+        scores = {rec['dataset']: rec['test'], **rec['transfer']}
+        for target, metrics in sorted(scores.items()):
+            if 'skipped' in metrics:
+                continue
+            rows.append({**_ident(rec), 'source': rec['dataset'], 'target': target,
+                         'seed': rec['seed'], 'mIoU': metrics['mIoU'], 'source mIoU': source,
+                         'rdt': rdt(metrics['mIoU'], source), 'key': rec.get('key'),
+                         'test images': len(metrics.get('images') or []) or None,
+                         'seen by source': len(metrics.get('seen_by_source', []))})
+    return pd.DataFrame(rows, columns=['method', 'pretrain set', 'source', 'target', 'seed',
+                                       'mIoU', 'source mIoU', 'rdt', 'key', 'test images',
+                                       'seen by source'])
+
+
+def transfer_table(runs: pd.DataFrame, records: Iterable[dict] = (),
+                   baseline: str = 'RandomInit') -> pd.DataFrame:
+    """Mean mIoU and RDT per method, source and target; with ``records``, bootstrap intervals
+    of the mIoU and each method minus ``baseline`` on the same seeds (RDT keeps t-intervals)."""
+    by_key = {r['key']: r for r in records}
+    keys = ['method', 'pretrain set', 'source', 'target']
+
+    def result(key: str, target: str, source: str) -> dict:
+        rec = by_key[key]
+        return rec['test'] if target == source else rec['transfer'][target]
+
+    groups = {key: group for key, group in runs.groupby(keys, sort=True)}
+    rows = []
+    for key, group in groups.items():
+        _, _, source, target = key
+        rdt_mean, rdt_low, rdt_high = mean_interval(group['rdt'])
+        row = dict(zip(keys, key), seeds=','.join(map(str, sorted(group['seed']))),
+                   rdt=rdt_mean, rdt_ci_low=rdt_low, rdt_ci_high=rdt_high,
+                   test_images=group['test images'].max(),
+                   seen_by_source=group['seen by source'].max())
+        if all(k in by_key for k in group['key']):
+            results = {s: result(k, target, source) for s, k in zip(group['seed'], group['key'])}
+            cfg = metric_cfg_of(by_key[group['key'].iloc[0]])
+            mean, low, high, kind = runs_interval(list(results.values()), cfg)
+            row.update(mIoU=mean, ci_low=low, ci_high=high, interval=f'{kind} (RDT: t)')
+            method = by_key[group['key'].iloc[0]]['method']
+            base = next((g for k, g in groups.items() if k[2:] == key[2:]
+                         and by_key.get(g['key'].iloc[0], {}).get('method') == baseline), None)
+            if method != baseline and base is not None:
+                theirs = {s: result(k, target, source) for s, k in zip(base['seed'], base['key'])}
+                shared = sorted(set(results) & set(theirs))
+                row.update(paired_runs([(results[s], theirs[s]) for s in shared], cfg))
+        else:
+            mean, low, high = mean_interval(group['mIoU'])
+            row.update(mIoU=mean, ci_low=low, ci_high=high, interval='t')
+        rows.append(row)
+    add_verdicts([r for r in rows if 'delta' in r])
+    return pd.DataFrame(rows, columns=keys + ['seeds', 'test_images', 'seen_by_source',
+                                              'mIoU', 'ci_low', 'ci_high', 'rdt',
+                                              'rdt_ci_low', 'rdt_ci_high', 'interval']
+                        + PAIRED_COLUMNS)
+
+
+def transfer_figure(table: pd.DataFrame, path: Path) -> Path:
+    """A source x target heatmap of test mIoU per method, each cell annotated with its RDT."""
+    methods = sorted({(m, p) for m, p in zip(table['method'], table['pretrain set'])})
+    sets = sorted(set(table['source']) | set(table['target']))
+    fig, axes = plt.subplots(1, len(methods), squeeze=False, figsize=(
+        max(4.0, (1.3 * len(sets) + 1.5) * len(methods)), 1.1 * len(sets) + 2))
+    for ax, (method, pretrain) in zip(axes[0], methods):
+        part = table[(table['method'] == method) & (table['pretrain set'] == pretrain)]
+        grid = np.full((len(sets), len(sets)), np.nan)
+        notes = {}
+        for _, row in part.iterrows():
+            i, j = sets.index(row['source']), sets.index(row['target'])
+            grid[i, j] = row['mIoU']
+            notes[i, j] = f"{row['mIoU']:.1f}\nRDT {row['rdt']:+.2f}"
+        image = ax.imshow(grid, vmin=0, vmax=100, cmap='viridis')
+        for (i, j), text in notes.items():
+            ax.text(j, i, text, ha='center', va='center', fontsize=7,
+                    color='white' if grid[i, j] < 60 else 'black')
+        ax.set_xticks(range(len(sets)), sets, rotation=45, ha='right', fontsize=7)
+        ax.set_yticks(range(len(sets)), sets, fontsize=7)
+        ax.set_xlabel('tested on')
+        ax.set_ylabel('fine-tuned on')
+        ax.set_title(method if pretrain == '-' else f'{method} ({pretrain})', fontsize=8)
+    fig.colorbar(image, ax=list(axes[0]), label='test mIoU (%)', shrink=0.8)
+    return save_figure(fig, path)
+
+
+# -- training tricks -----------------------------------------------------------------------
+def tricks_table(records: Iterable[dict]) -> pd.DataFrame:
+    groups: dict[tuple, list] = defaultdict(list)
+    settings = {}
+    for rec in _finished(records):
+        trick = rec.get('row', {}).get('trick')
+        if trick is None or rec.get('config', {}).get('labels'):
+            continue
+        key = (rec['dataset'], rec['method_label'], rec.get('pretrain_set') or '-', trick)
+        groups[key].append(rec)
+        settings[key] = ', '.join(f'{k}={v}' for k, v in sorted(rec['row'].get('scale', {})
+                                                              .items())) or 'defaults'
+    columns = ['dataset', 'method', 'pretrain set', 'trick']
+    rows = _summary(groups, columns)
+    baseline = {(r['dataset'], r['method'], r['pretrain set']): r['mIoU'] for r in rows
+                if r['trick'] == 'baseline'}
+    for r in rows:
+        key = tuple(r[c] for c in columns)
+        r['settings'] = settings[key]
+        r['vs baseline'] = r['mIoU'] - baseline.get(key[:3], float('nan'))
+    order = {key: min(rec.get('row', {}).get('index', 0) for rec in recs)  # suite row order
+             for key, recs in groups.items()}
+    rows.sort(key=lambda r: (r['dataset'], r['method'], r['pretrain set'],
+                             order[tuple(r[c] for c in columns)]))
+    return pd.DataFrame(rows, columns=columns + ['settings', 'runs', 'seeds', 'mIoU', 'ci_low',
+                                                 'ci_high', 'vs baseline'])
+
+
+# -- morphology ----------------------------------------------------------------------------
+def morphology_table(records: Iterable[dict]) -> pd.DataFrame:
+    """Per row and class: totals over the test images, then relative errors (mean over seeds)."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for rec in _finished(records):
+        if rec.get('config', {}).get('labels'):  # label subsets: see label_efficiency
+            continue
+        for entry in rec.get('morphology', []):
+            groups[(rec['dataset'], rec['method_label'], rec.get('pretrain_set') or '-',
+                    encoder_mode(rec), rec.get('row', {}).get('trick', '-'),
+                    entry['class_name'], rec['key'])].append(entry)
+    per_seed = []  # one entry per run
+    for key, entries in groups.items():
+        count_true = sum(e['count_true'] for e in entries)
+        count_pred = sum(e['count_pred'] for e in entries)
+        radius = {side: _weighted_radius(entries, side) for side in ('true', 'pred')}
+        per_seed.append(dict(key=key[:-1], count_true=count_true, count_pred=count_pred,
+                             radius_true=radius['true'], radius_pred=radius['pred']))
+    rows = []
+    for key in sorted({p['key'] for p in per_seed}):
+        part = [p for p in per_seed if p['key'] == key]
+        mean = {k: float(np.nanmean([p[k] for p in part])) if part else float('nan')
+                for k in ('count_true', 'count_pred', 'radius_true', 'radius_pred')}
+        rows.append({**dict(zip(['dataset', 'method', 'pretrain set', 'protocol', 'trick',
+                                 'class'], key)), 'seeds': len(part),
+                     'regions (truth)': mean['count_true'],
+                     'regions (prediction)': mean['count_pred'],
+                     'region count rel. error': _rel(mean['count_pred'], mean['count_true']),
+                     'mean eq. radius px (truth)': mean['radius_true'],
+                     'mean eq. radius px (prediction)': mean['radius_pred'],
+                     'radius rel. error': _rel(mean['radius_pred'], mean['radius_true'])})
+    return pd.DataFrame(rows)
+
+
+def _weighted_radius(entries: list[dict], side: str) -> float:
+    """Mean equivalent radius over all regions of all images (weighted by region counts)."""
+    counts = np.array([e[f'count_{side}'] for e in entries], float)
+    radii = np.array([e[f'mean_radius_{side}'] for e in entries], float)
+    keep = counts > 0
+    return float((counts[keep] * radii[keep]).sum() / counts[keep].sum()) if keep.any() \
+        else float('nan')
+
+
+def _rel(pred: float, true: float) -> float:
+    return (pred - true) / true if true and not math.isnan(true) else float('nan')
+
+
+# -- all of them ---------------------------------------------------------------------------
+def write_protocol_tables(records: Iterable[dict], out_dir: Path,
+                          baseline: str = 'RandomInit') -> dict[str, list[Path]]:
+    """Write the tables (csv, md, tex) and figures of every protocol present in ``records``;
+    methods are compared with ``baseline`` (a registry name) where a protocol pairs them."""
+    records = list(records)
+    out_dir = Path(out_dir)
+    written: dict[str, list[Path]] = {}
+    labels = label_efficiency_table(records)
+    if len(labels):
+        summary = label_efficiency_summary(labels, records, baseline)
+        written['label_efficiency'] = (
+            write_table(labels, out_dir, 'label_efficiency',
+                        'Label efficiency: test mIoU (%) per run (n labelled images, draw, seed)')
+            + write_table(summary, out_dir, 'label_efficiency_summary',
+                          f'Label efficiency: mean and {int(LEVEL * 100)} % interval over '
+                          f'draws and seeds; delta = method - {baseline} on the same draws '
+                          'and seeds (paired), Holm over the table')
+            + [label_efficiency_figure(summary, out_dir / 'label_efficiency.png')])
+    frozen = frozen_table(records)
+    if len(frozen) and set(frozen['protocol']) != {'full'}:
+        written['frozen'] = write_table(
+            frozen, out_dir, 'frozen',
+            'Frozen encoder: full fine-tuning, frozen encoder + decoder, linear probe; delta = '
+            'frozen mode - full fine-tuning of the same method and seeds (paired), Holm over '
+            'the table')
+    runs = transfer_runs(records)
+    if len(runs):
+        table = transfer_table(runs, records, baseline)
+        written['transfer'] = (write_table(table, out_dir, 'transfer',
+                                           'Transfer: test mIoU (%) on each target set; '
+                                           'scored on the target test images the source '
+                                           'did not train or select on (seen_by_source: '
+                                           'left out); RDT = (target - source) / source; '
+                                           'delta = '
+                                           f'method - {baseline} on the same seeds (paired), '
+                                           'Holm over the table')
+                               + [transfer_figure(table, out_dir / 'transfer.png')])
+    tricks = tricks_table(records)
+    if len(tricks):
+        written['tricks'] = write_table(tricks, out_dir, 'tricks',
+                                        'Training tricks: test mIoU (%) and difference from '
+                                        'the baseline of the same method')
+    morphology = morphology_table(records)
+    if len(morphology):
+        written['per_class_morphology'] = write_table(
+            morphology, out_dir, 'per_class_morphology',
+            'Per-class morphology: connected regions and mean equivalent radius, '
+            'prediction vs truth (test images)')
+    return written

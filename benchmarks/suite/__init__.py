@@ -1,0 +1,1 @@
+"""Suites: schema, expansion into jobs, cost, job keys, variants, precision."""

@@ -1,0 +1,197 @@
+"""Suites are data; this module expands one into the job graph the runner executes.
+
+A suite config (``benchmarks/suites/*.py``, mmengine Config syntax) names
+data sets, methods, rows and a scale. Each row and seed becomes one
+fine-tuning job, which depends on at most one pretraining job; pretraining
+jobs are shared by every row that uses the same method, set and seed.
+"""
+from __future__ import annotations
+
+import copy
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+from mmengine.config import Config
+
+from matssl_bench.suite.code_digest import method_code_digest
+from matssl_bench.data.sources import manifest_hashes, protected_splits
+from matssl_bench.errors import ConfigError
+from matssl_bench.method_api import PretrainingMethod
+from matssl_bench.suite.precision import check_precision
+from matssl_bench.suite.variants import check_finetune_settings, label_draws
+from matssl_bench.suite.cost import estimated_cost
+from matssl_bench.suite.job_key import config_key
+from matssl_bench.registry import METHODS
+from matssl_bench.suite.schema import (apply_defaults, resolve_method_names, unregistered_method_error,
+                           validate_suite)
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / 'suites'
+
+
+@dataclass
+class Job:
+    stage: str                      # 'pretrain' or 'finetune'
+    key: str
+    method: str
+    pretrain_set: Optional[str]
+    dataset: Optional[str]
+    seed: int
+    spec: dict
+    depends_on: Optional[str] = None
+    row: dict = field(default_factory=dict)
+    est_cost: float = 0.0
+
+    def summary(self) -> dict:
+        return dict(stage=self.stage, key=self.key, method=self.method,
+                    pretrain_set=self.pretrain_set, dataset=self.dataset, seed=self.seed,
+                    depends_on=self.depends_on, est_cost=round(self.est_cost, 3))
+
+
+def available_suites() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob('*.py') if not p.stem.startswith('_'))
+
+
+def load_suite(name_or_path: str, cfg_options: Optional[dict] = None) -> Config:
+    """A built-in suite by name or a suite file by path, with ``cfg_options``
+    (``{'scale.finetune.epochs': 3}``, as ``--cfg-options``) merged in, validated."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SUITES_DIR / f'{name_or_path}.py'
+    if not path.is_file():
+        raise ConfigError(f'suite {name_or_path!r} not found: no file {path}; built-in suites: '
+                          f'{", ".join(available_suites())}, or give the path of a suite file')
+    if path.suffix != '.py':
+        # mmengine reads YAML with its unsafe loader (!!python/object/apply runs code); a suite
+        # is Python code, like a plugin, and says so by its suffix (README "Safety")
+        raise ConfigError(f'{path}: suites are Python files (*.py), which are code like '
+                          f'plugins; {path.suffix or "this"} suites are not loaded')
+    try:
+        cfg = Config.fromfile(str(path))
+    except Exception as err:  # noqa: BLE001 - syntax and name errors of the user's file
+        raise ConfigError(f'{path}: cannot read suite file ({type(err).__name__}: '
+                          f'{" ".join(str(err).split())})') from err
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.suite_name = cfg.get('suite_name', path.stem)
+    validate_suite(cfg, f'suite {path}')
+    apply_defaults(cfg)
+    return cfg
+
+
+def build_method(suite: Config, name: str) -> PretrainingMethod:
+    """Instantiate a registered method with the suite's settings on top of its defaults."""
+    cls = METHODS.get(name)
+    if cls is None:
+        raise unregistered_method_error(f'suite {suite.suite_name}', name)
+    kwargs = copy.deepcopy(dict(suite.get('method_cfg', {}).get(name, {})))
+    if cls.needs_pretraining and 'ssl_init' in suite:
+        kwargs.setdefault('init', suite.ssl_init)
+    return cls(**kwargs)
+
+
+def expand_rows(suite: Config) -> list[dict]:
+    rows = []
+    for i, row in enumerate(suite.rows):
+        # a name, or a glob such as '*' (every registered method)
+        for name in resolve_method_names(row['method'], f'suite {suite.suite_name}: rows[{i}]'):
+            rows.append({'table': suite.get('table', 'table4'), **row, 'method': name})
+    return rows
+
+
+def _selected(value: Optional[str], patterns: Optional[Iterable[str]]) -> bool:
+    return not patterns or any(fnmatch.fnmatch(str(value), p) for p in patterns)
+
+
+def pretraining_seed(suite: Config, seeds: list[int], seed: int) -> int:
+    """The SSL seed behind fine-tuning ``seed``: itself, or with ``pretrain_seeds`` set the
+    one at the seed's position in ``seeds``, cycling (``[0]``: one encoder for all seeds)."""
+    shared = suite.get('pretrain_seeds')
+    if not shared:
+        return seed
+    return list(shared)[seeds.index(seed) % len(shared)]
+
+
+def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datasets=None,
+           rows=None) -> list[Job]:
+    """Jobs of ``suite`` in execution order (each pretraining job before its first user).
+
+    ``methods``/``datasets`` are glob patterns on method names and fine-tuning
+    set names; ``rows`` are indices into the expanded row list.
+    """
+    chosen_seeds = seeds  # --seeds: every row runs these
+    seeds = list(seeds if seeds is not None else suite.get('seeds', [0]))
+    arch = suite.backbone
+    scale = suite.scale
+    check_precision(scale['pretrain'].get('precision'), f'suite {suite.suite_name}: pretraining')
+    test_sets = sorted(suite.finetune_sets)
+    jobs: list[Job] = []
+    pretrain_jobs: dict[str, Job] = {}
+    for index, row in enumerate(expand_rows(suite)):
+        if rows is not None and index not in rows:
+            continue
+        if not (_selected(row['method'], methods) and _selected(row['finetune'], datasets)):
+            continue
+        method = build_method(suite, row['method'])
+        # the code defining the method: editing its plugin reruns its jobs
+        code = method_code_digest(type(method))
+        finetune_cfg = suite.finetune_sets[row['finetune']]
+        finetune_scale = {**scale['finetune'],
+                          **suite.get('finetune_scale', {}).get(row['finetune'], {}),
+                          **row.get('scale', {})}  # a row's own settings (protocols, tricks)
+        where = f'suite {suite.suite_name}: fine-tuning on {row["finetune"]}'
+        check_precision(finetune_scale.get('precision'), where)
+        check_finetune_settings(finetune_scale, where)
+        # protocol fields enter the spec (the job key) only where a suite sets them
+        extra = {}
+        if row.get('transfer', suite.get('transfer')):
+            extra['transfer_targets'] = {name: suite.finetune_sets[name] for name in test_sets
+                                         if name != row['finetune']}
+            extra['transfer_scores_unseen_only'] = True  # target images the source saw: out
+        if suite.get('morphology', {}).get(row['finetune']):  # classes whose regions to count
+            extra['morphology_classes'] = list(suite.morphology[row['finetune']])
+        if 'trick' in row:  # a trick row is its own run, its baseline too
+            extra['trick'] = row['trick']
+        # sha256 of the weight files the method starts from: replacing a file reruns its jobs
+        weights = method.weights_sha256(arch)
+        provenance = dict(weights_sha256=weights) if weights else {}
+        draws = label_draws(row.get('label_efficiency', suite.get('label_efficiency')), where)
+        row_seeds = list(row.get('seeds') or seeds) if chosen_seeds is None else seeds
+        for seed, labels in ((s, l) for l in draws for s in row_seeds):
+            pretrain_seed = pretraining_seed(suite, row_seeds, seed)
+            pretrain_key = None
+            pretrain_set = None
+            if method.needs_pretraining:
+                pretrain_set = row['pretrain']
+                excluded_sets = [suite.finetune_sets[n] for n in test_sets]
+                spec = dict(method=method.config(), pretrain_set=pretrain_set,
+                            sources=suite.pretrain_sets[pretrain_set],
+                            exclude_test_images_of=excluded_sets,
+                            exclude_splits=list(protected_splits(suite.protocol)),
+                            duplicate_threshold=suite.get('duplicate_threshold', 0.95),
+                            data_manifests=manifest_hashes(
+                                list(suite.pretrain_sets[pretrain_set]) + excluded_sets),
+                            method_code=code, arch=arch, scale=scale['pretrain'],
+                            seed=pretrain_seed, **provenance)
+                pretrain_key = config_key(spec)
+                if pretrain_key not in pretrain_jobs:
+                    job = Job('pretrain', pretrain_key, row['method'], pretrain_set, None,
+                              pretrain_seed, spec,
+                              est_cost=estimated_cost('pretrain', arch, scale['pretrain'],
+                                                      list(spec['sources'])))
+                    pretrain_jobs[pretrain_key] = job
+                    jobs.append(job)
+            spec = dict(method=method.config(), pretrain_key=pretrain_key,
+                        finetune_set=row['finetune'], data=finetune_cfg, arch=arch,
+                        scale=finetune_scale, protocol=suite.protocol, seed=seed,
+                        data_manifests=manifest_hashes([finetune_cfg]), method_code=code,
+                        **provenance, **extra)
+            if labels is not None:
+                spec['labels'] = labels
+            jobs.append(Job('finetune', config_key(spec), row['method'], pretrain_set,
+                            row['finetune'], seed, spec, depends_on=pretrain_key,
+                            row=dict(row, index=index),
+                            est_cost=estimated_cost('finetune', arch, finetune_scale,
+                                                    [finetune_cfg])))
+    return jobs
