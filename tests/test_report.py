@@ -45,19 +45,29 @@ def test_mean_interval_and_difference_over_seeds():
     table = finetune_table(records)
     row = table.iloc[0]
     assert row['seeds'] == '0,1,2' and row['per_seed'] == '90.00;92.00;94.00'
-    assert row['mean'] == 92.0 and 90.0 <= row['ci95_low'] < 92.0 < row['ci95_high'] <= 94.0
+    # the images agree within each seed: the interval is the t-interval over the 3 seeds
+    from scipy import stats as sps
+    low, high = sps.t.interval(0.95, 2, loc=92.0, scale=2.0 / np.sqrt(3))
+    assert row['mean'] == 92.0 and row['ci95_low'] == pytest.approx(low)
+    assert row['ci95_high'] == pytest.approx(high)
     assert math.isclose(row['difference'], 92.0 - 96.79)
     assert row['metric'] == 'clean'
 
 
 def test_comparison_with_the_baseline_row_and_its_absence():
-    records = [_record('EBC-1', 'MatSSL', s, 90 + s) for s in (0, 1)]
+    records = [_record('EBC-1', 'MatSSL', s, 90 + s) for s in (0, 1, 2)]
     base = [_record('EBC-1', 'random init', s, 80 + s, registry_name='RandomInit')
-            for s in (0, 1)]
+            for s in (0, 1, 2)]
     table = finetune_table(records + base)
     mat = table[table['method'] == 'MatSSL'].iloc[0]
     assert mat['delta_vs_baseline'] == pytest.approx(10.0) == mat['delta_ci95_low']
-    assert mat['verdict'] == 'better' and mat['p_vs_baseline'] < 0.05
+    assert mat['delta_holm_low'] == pytest.approx(10.0)
+    assert mat['verdict'] == 'better' and mat['p_vs_baseline'] < 0.05 and mat['p_holm'] < 0.05
+    two = finetune_table(records[:2] + base[:2])
+    row = two[two['method'] == 'MatSSL'].iloc[0]
+    assert math.isnan(row['ci95_low']) and math.isnan(row['p_vs_baseline'])
+    assert row['verdict'] == '' and '2 seeds: fewer than 3' in row['note']
+    assert row['per_seed'] == '90.00;91.00' and row['mean'] == 90.5
     assert table[table['method'] == 'random init'].iloc[0]['verdict'] == 'baseline'
     alone = finetune_table(records, baseline='RandomInit').iloc[0]
     assert math.isnan(alone['delta_vs_baseline']) and alone['verdict'] == ''
@@ -122,7 +132,7 @@ def test_make_tables_rebuilds_everything_from_records(tmp_path):
                    'delta_ci95_low', 'delta_ci95_high', 'p_vs_baseline', 'verdict'):
         assert column in table5.columns
     tex = (tables / 'table5.tex').read_text()
-    assert '\\begin{tabular}' in tex and '10000 resamples, bootstrap seed 0' in tex
+    assert '\\begin{tabular}' in tex and '2000 resamples, bootstrap seed 0' in tex
     per_class = pd.read_csv(tables / 'table5_per_class_iou.csv')
     assert list(per_class.columns[5:7]) == ['background', 'foreground']
     # images 0..2 have true foreground 50, 49, 48 % and predicted 50 %: mean error 1 point

@@ -1,52 +1,119 @@
-"""Regenerates every table and figure of a work dir from its records (no training)."""
+"""Regenerates every table and figure of a work dir from its records (no training).
+
+A work dir holds its records under ``records/``; a committed results folder holds them in
+``records.jsonl.gz`` (:func:`export_records`), so ``tools/make_tables.py`` rebuilds its
+tables from either. ``suite.json`` keeps what tables need from the suite, and the current
+plan: the job key of every slot (row and seed) the runner last planned, which decides the one
+configuration each row shows (:mod:`.configurations`).
+"""
 from __future__ import annotations
 
+import gzip
+import io
 import json
 from pathlib import Path
 from typing import Optional
 
 from matssl_bench.data import leakage
-from matssl_bench.evaluation import statistics as stats
-from matssl_bench.report.figures import miou_intervals, prediction_overlays, validation_curves
-from matssl_bench.report.variant_tables import protocol_run, write_protocol_tables
 from matssl_bench.engine.records import RecordStore
-from matssl_bench.fileio.atomic import write_json_atomic
-from matssl_bench.report.tables import DEFAULT_BASELINE, finetune_table, per_class_table, quoted_table, write_table
+from matssl_bench.evaluation import statistics as stats
+from matssl_bench.fileio.atomic import atomic_write, write_json_atomic
+from matssl_bench.report.configurations import job_slot, select
+from matssl_bench.report.figures import (miou_intervals, prediction_overlays, ranking_figure,
+                                         validation_curves)
+from matssl_bench.report.tables import (DEFAULT_BASELINE, finetune_tables, pairwise_table,
+                                        per_class_table, quoted_table, ranking_table, write_table)
+from matssl_bench.report.variant_tables import protocol_run, write_protocol_tables
 
 SUITE_META = 'suite.json'
+RECORDS_ARCHIVE = 'records.jsonl.gz'
+PRIMARY_TABLES = ('table4', 'table5')
 
 
-def save_suite_meta(work_dir: Path, suite) -> None:
-    """Keep what tables need from the suite beside the records (quoted values, notes)."""
-    write_json_atomic(Path(work_dir) / SUITE_META, dict(
+def save_suite_meta(work_dir: Path, suite, jobs=()) -> None:
+    """Keep what tables need from the suite beside the records (quoted values, notes), and
+    the planned job key of each slot of ``jobs``, merged into the slots planned before."""
+    path = Path(work_dir) / SUITE_META
+    plan = {}
+    if path.is_file():
+        try:
+            plan = dict(json.loads(path.read_text()).get('plan') or {})
+        except (ValueError, AttributeError):
+            plan = {}  # an unreadable meta file is rewritten whole
+    plan.update({job_slot(job): job.key for job in jobs if job.stage == 'finetune'})
+    write_json_atomic(path, dict(
         name=suite.suite_name, protocol=suite.protocol, quoted=list(suite.get('quoted', [])),
         notes=suite.get('notes', ''), description=suite.get('description', ''),
-        baseline=suite.get('baseline', DEFAULT_BASELINE)))
+        baseline=suite.get('baseline', DEFAULT_BASELINE), plan=plan))
 
 
-def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, list[Path]]:
+def load_records(work_dir: Path) -> list[dict]:
+    """Every record of a work dir (``records/``) or results folder (``records.jsonl.gz``)."""
+    work_dir = Path(work_dir)
+    if (work_dir / 'records').is_dir():
+        store = RecordStore(work_dir)
+        return store.all('pretrain') + store.all('finetune')
+    with gzip.open(work_dir / RECORDS_ARCHIVE, 'rt', encoding='utf-8') as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def has_records(work_dir: Path) -> bool:
+    return (Path(work_dir) / 'records').is_dir() or (Path(work_dir) / RECORDS_ARCHIVE).is_file()
+
+
+def export_records(records: list[dict], out_dir: Path) -> Path:
+    """``records.jsonl.gz``: every record (per-image areas, config, provenance; records hold
+    no weights), one JSON line each, pretraining first, byte-identical for the same records."""
+    ordered = sorted(records, key=lambda r: (r.get('stage') != 'pretrain', r.get('key', '')))
+    text = ''.join(json.dumps(r, sort_keys=True, separators=(',', ':')) + '\n' for r in ordered)
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode='wb', mtime=0, filename='') as f:
+        f.write(text.encode('utf-8'))
+    path = Path(out_dir) / RECORDS_ARCHIVE
+    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+    return path
+
+
+def make_report(work_dir: Path, out_dir: Optional[Path] = None,
+                all_records: bool = False) -> dict[str, list[Path]]:
+    """Every table and figure of ``work_dir``; ``all_records``: each configuration of a row
+    its own row (default: the current plan's, see :mod:`.configurations`)."""
     work_dir = Path(work_dir)
     out_dir = Path(out_dir or work_dir / 'tables')
     meta_path = work_dir / SUITE_META
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else dict(quoted=[], notes='')
-    store = RecordStore(work_dir)
-    records = store.all('finetune')
+    everything = load_records(work_dir)
+    plan = (meta.get('plan') or {}).values() if meta.get('plan') else None
+    selection = select(everything, plan, all_records)
+    pretraining = [r for r in selection.records if r.get('stage') == 'pretrain']
+    finetuning = [r for r in selection.records if r.get('stage') == 'finetune']
     # runs of other protocols (label subsets, frozen encoders, tricks) have tables of their own
-    all_records, records = records, [r for r in records if not protocol_run(r)]
-    pretraining = store.all('pretrain')  # the tables' precision column reads them
+    records = [r for r in finetuning if not protocol_run(r)]
     tables = sorted({r.get('row', {}).get('table', 'table4') for r in records}) or ['table4']
+    primary = [t for t in tables if t in PRIMARY_TABLES]
     baseline = meta.get('baseline', DEFAULT_BASELINE)
+    ignored_note = selection.note()
     written: dict[str, list[Path]] = {}
+    frames = finetune_tables(pretraining + records, primary, baseline,
+                             ignored=selection.ignored) if primary else {}
+    frames.update(finetune_tables(pretraining + records, [t for t in tables if t not in primary],
+                                  baseline, primary=False, ignored=selection.ignored)
+                  if set(tables) - set(primary) else {})
+    family = (f"primary family: every method vs {baseline} on every fine-tuning set of "
+              f"{' and '.join(primary)}, Holm over all of them" if primary else '')
     interval_tables = []
     for name in tables:
-        table = finetune_table(pretraining + records, table=name, baseline=baseline)
+        table = frames[name]
         interval_tables.append(table)
         title = (f"{name}: suite {meta.get('name', '?')}, protocols "
                  f"{', '.join(sorted(set(table['protocol'])))}, metric "
                  f"{', '.join(sorted(set(table['metric']) - {''})) or '-'}. "
-                 f"{stats.method_note(baseline=baseline)}")
+                 + (f'{family}. ' if name in primary else 'Exploratory. ')
+                 + stats.method_note(baseline=baseline, primary=name in primary))
         if any(q['table'] == name for q in meta['quoted']):
             table = quoted_table(table, meta['quoted'], name)
+        if ignored_note:
+            title += f'. {ignored_note}'
         if meta.get('notes'):
             title += f". {meta['notes']}"
         if leakage.table_note(pretraining):
@@ -55,15 +122,32 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, lis
         rows = [r for r in records if r.get('row', {}).get('table', 'table4') == name]
         written[f'{name}_per_class'] = write_table(
             per_class_table(rows), out_dir, f'{name}_per_class_iou',
-            f'{name} companion: per-class IoU (%) and mean absolute phase-fraction error per '
-            'image (% points), means over seeds')
+            f'{name} companion (exploratory): per-class IoU (%) and mean absolute '
+            'phase-fraction error per image (% points), means over seeds; test images whose '
+            'ground truth contains each class')
         if any('test_last' in r for r in rows):
+            last = finetune_tables(pretraining + records, [name], baseline, 'test_last',
+                                   primary=False, ignored=selection.ignored)[name]
             written[f'{name}_last_epoch'] = write_table(
-                finetune_table(pretraining + records, table=name, baseline=baseline,
-                               result='test_last'), out_dir, f'{name}_last_epoch',
+                last, out_dir, f'{name}_last_epoch',
                 f'{name}, the last epoch\'s weights instead of the selected epoch\'s. '
-                f'{stats.method_note(baseline=baseline)}')
-    written.update(write_protocol_tables(all_records, out_dir, baseline))  # protocols beyond Tables 4-5
+                f'Exploratory. {stats.method_note(baseline=baseline, primary=False)}')
+    if records:
+        written['pairwise'] = write_table(
+            pairwise_table(pretraining + records, tables), out_dir, 'pairwise',
+            'Every pair of rows on each fine-tuning set, A - B on shared seeds and test images; '
+            'a family of its own: Holm over all pairs of this table, Holm-consistent interval '
+            f'delta_holm decides the verdict. {stats.method_note()}')
+        ranking = ranking_table(pretraining + records, tables)
+        written['ranking'] = write_table(
+            ranking, out_dir, 'ranking',
+            'Mean rank (1 = best mean mIoU) over the fine-tuning sets each method ran on; 95 % '
+            'percentile interval from a bootstrap resampling, per set, every row\'s seeds and '
+            'one test-image multiset shared by the set\'s rows '
+            f'({stats.N_RESAMPLES} resamples); P(best on a set): share of resamples ranked '
+            'first, averaged over sets. Descriptive.') + ranking_figure(ranking, out_dir)
+    protocol_records = pretraining + finetuning
+    written.update(write_protocol_tables(protocol_records, out_dir, baseline))
     written['figures'] = (validation_curves(records, out_dir)
                           + miou_intervals(interval_tables, out_dir)
                           + prediction_overlays(records, work_dir, out_dir))

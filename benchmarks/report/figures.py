@@ -103,9 +103,31 @@ def miou_intervals(tables: Iterable, out_dir: Path) -> list[Path]:
         ax.set_title(f"{dataset} ({', '.join(sorted(set(rows['metric'])))})", fontsize=8)
         ax.set_ylabel('test mIoU (%), mean and 95 % interval', fontsize=7)
         ax.grid(alpha=0.3, axis='y')
-    fig.suptitle('mIoU with 95 % hierarchical-bootstrap intervals (square, dashed: baseline; '
-                 'x: no interval)', fontsize=8)
+    fig.suptitle('mIoU with 95 % intervals (seeds + crossed image bootstrap; square, dashed: '
+                 'baseline; x: no interval)', fontsize=8)
     return [save_figure(fig, Path(out_dir) / 'miou_intervals.png')]
+
+
+def ranking_figure(ranking, out_dir: Path) -> list[Path]:
+    """``ranking.png``: each method's mean rank over fine-tuning sets with its 95 % bootstrap
+    interval (x: no interval)."""
+    if not len(ranking):
+        return []
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(ranking) + 1.2))
+    for i, row in ranking.reset_index(drop=True).iterrows():
+        low, high = row['rank_ci95_low'], row['rank_ci95_high']
+        if np.isfinite(low) and np.isfinite(high):
+            ax.errorbar(row['mean rank'], i, xerr=[[row['mean rank'] - low], [high - row['mean rank']]],
+                        fmt='o', color='C0', capsize=3)
+        else:
+            ax.plot(row['mean rank'], i, 'x', color='C3')
+    ax.set_yticks(range(len(ranking)))
+    ax.set_yticklabels([f"{m} ({n} sets)" for m, n in zip(ranking['method'], ranking['sets'])],
+                       fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel('mean rank over fine-tuning sets (1 = best), 95 % bootstrap interval', fontsize=8)
+    ax.grid(alpha=0.3, axis='x')
+    return [save_figure(fig, Path(out_dir) / 'ranking.png')]
 
 
 def overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, alpha: float = 0.5) -> np.ndarray:

@@ -7,20 +7,25 @@
 - ``tricks.csv``: each trick's mIoU and its difference from the same method's baseline;
 - ``per_class_morphology.csv``: region counts and radii per row and class.
 
-Intervals: the hierarchical bootstrap of ``benchmarks/evaluation/statistics.py`` (runs = seeds x draws, then
-test images within each run) wherever every run of a row has per-image areas; otherwise (older
-records), and for the RDT, a t-interval of the mean over runs. The ``interval`` column says
-which. Comparisons are paired (:func:`paired_runs`): each method against the suite's baseline
-on the same draw and seed (label efficiency, transfer), a frozen encoder against full
-fine-tuning of the same method and seed; ``delta``, its interval, the p-value, Holm's
-adjustment over the table's comparisons and a verdict (``stats.verdict``).
+All of them are exploratory: unadjusted p, a verdict from the unadjusted 95 % interval.
+Intervals: the estimates of ``benchmarks/evaluation/statistics.py`` (a replicate component
+plus a crossed bootstrap of the test images shared by every run, t on Satterthwaite df)
+wherever every run of a row has per-image areas; the replicates are the label draws (label
+efficiency) or the seeds; the test units of a transfer cell are the target images the source
+never saw. Below the minimum evidence (:func:`statistics.evidence_problem`) a row keeps its
+mean and leaves interval, p and verdict empty, with the reason in ``note``. Older records
+without per-image areas get a t-interval over runs (``interval`` says which). The RDT, a
+ratio of two image sets, is reported as a mean over seeds without an interval. Comparisons
+are paired (:func:`paired_runs`): each method against the suite's baseline on the same draw
+and seed (label efficiency, transfer), a frozen encoder against full fine-tuning of the same
+method and seed.
 """
 from __future__ import annotations
 
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 import matplotlib
 
@@ -36,32 +41,53 @@ from matssl_bench.report.tables import metric_cfg_of, result_areas, write_table 
 from matssl_bench.engine.transfer import rdt  # noqa: E402
 
 LEVEL = 0.95
-PAIRED_COLUMNS = ['delta', 'delta_ci95_low', 'delta_ci95_high', 'p', 'p_holm', 'verdict',
-                  'pairs']
+PAIRED_COLUMNS = ['delta', 'delta_ci95_low', 'delta_ci95_high', 'p', 'verdict', 'pairs']
+EXPLORATORY = 'Exploratory: unadjusted p, verdict from the unadjusted 95 % interval'
 
 
-def paired_runs(pairs: list[tuple[dict, dict]], metric_cfg: dict) -> dict:
+def _evidence(clusters: Optional[list], runs: int, images: int, replicate_name: str,
+              image_name: str) -> Optional[str]:
+    n, kind = bootstrap.replicates(clusters, runs)
+    return bootstrap.evidence_problem(n, images, replicate_name if kind == 'seed' else 'draw',
+                                      image_name)
+
+
+def paired_runs(pairs: list[tuple[dict, dict]], metric_cfg: dict, clusters: Optional[list] = None,
+                replicate_name: str = 'seed', image_name: str = 'test image') -> dict:
     """``a - b`` over pairs of evaluation dicts of one seed/draw each (``record['test']`` or a
-    transfer target's): mean difference in mIoU points, 95 % interval and two-sided p.
+    transfer target's): mean difference in mIoU points, 95 % interval, two-sided p and an
+    exploratory verdict, or a ``note`` why there are none; ``clusters`` names each pair's
+    label draw (None: the pairs are the replicates).
 
-    Paired hierarchical bootstrap (pairs, then the shared test images) where every run has
-    per-image areas of the same images; otherwise a paired t-test over the runs' mIoU.
+    The suite's paired estimate (replicates plus the crossed image bootstrap) where every run
+    has per-image areas of the same images; otherwise a paired t-test over the runs' mIoU.
     """
+    nan = dict.fromkeys(PAIRED_COLUMNS[:4], float('nan'))
     if not pairs:
-        return dict.fromkeys(PAIRED_COLUMNS[:4], float('nan')) | dict(pairs=0)
+        return nan | dict(pairs=0, verdict='', note='no shared run')
     names = [u['name'] for u in pairs[0][0].get('images') or []]
     same_images = names and all({u['name'] for u in r.get('images') or []} == set(names)
                                 for pair in pairs for r in pair)
     if same_images:
-        delta, low, high, p = bootstrap.paired_difference(
-            [result_areas(a, names) for a, _ in pairs], [result_areas(b, names) for _, b in pairs],
-            metric_cfg)
+        a = [result_areas(x, names) for x, _ in pairs]
+        problem = _evidence(clusters, len(pairs), bootstrap.image_count(a[0]), replicate_name,
+                            image_name)
+        if problem:
+            return nan | dict(pairs=len(pairs), verdict='', note=problem)
+        estimate = bootstrap.paired_estimate(a, [result_areas(y, names) for _, y in pairs],
+                                             metric_cfg, clusters)
+        delta, (low, high), p = estimate.value, estimate.interval(LEVEL), estimate.p_value
     else:
         diffs = np.asarray([a['mIoU'] - b['mIoU'] for a, b in pairs], dtype=np.float64)
+        problem = bootstrap.evidence_problem(len(diffs), bootstrap.MIN_IMAGES, replicate_name)
+        if problem:
+            return nan | dict(delta=float(diffs.mean()), pairs=len(pairs), verdict='',
+                              note=problem)
         delta, low, high = mean_interval(diffs)
-        p = (float(stats.ttest_1samp(diffs, 0.0).pvalue) if len(diffs) > 1 and diffs.std() > 0
-             else float('nan'))
-    return dict(delta=delta, delta_ci95_low=low, delta_ci95_high=high, p=p, pairs=len(pairs))
+        p = (float(stats.ttest_1samp(diffs, 0.0).pvalue) if diffs.std() > 0
+             else 0.0 if delta != 0 else 1.0)
+    return dict(delta=delta, delta_ci95_low=low, delta_ci95_high=high, p=p, pairs=len(pairs),
+                verdict=bootstrap.interval_verdict(low, high), note='')
 
 
 def add_verdicts(rows: list[dict]) -> None:
@@ -88,18 +114,37 @@ def mean_interval(values: Iterable[float], level: float = LEVEL) -> tuple[float,
     return mean, float(low), float(high)
 
 
-def runs_interval(results: list[dict], metric_cfg: dict) -> tuple[float, float, float, str]:
-    """Mean mIoU over runs and its 95 % interval; ``results`` are the runs' evaluation dicts
-    (``record['test']`` or a transfer target's). Bootstrap over runs then images where every run
-    kept its per-image areas, else a t-interval over the runs' mIoU."""
+def runs_interval(results: list[dict], metric_cfg: dict, clusters: Optional[list] = None,
+                  replicate_name: str = 'seed',
+                  image_name: str = 'test image') -> tuple[float, float, float, str, str]:
+    """Mean mIoU over runs, its 95 % interval, the interval's kind and a note (why there is
+    none); ``results`` are the runs' evaluation dicts (``record['test']`` or a transfer
+    target's), ``clusters`` their label draws (None: runs are the replicates)."""
     if results and all(r.get('images') for r in results):
-        return (*bootstrap.row_interval([result_areas(r) for r in results], metric_cfg),
-                'bootstrap')
-    return (*mean_interval(r['mIoU'] for r in results), 't')
+        areas = [result_areas(r) for r in results]
+        values = [bootstrap.seed_value(a, metric_cfg) for a in areas]
+        problem = _evidence(clusters, len(results), bootstrap.image_count(areas[0]),
+                            replicate_name, image_name)
+        if problem:
+            return float(np.mean(values)), float('nan'), float('nan'), '', problem
+        estimate = bootstrap.row_estimate(areas, metric_cfg, clusters)
+        return (estimate.value, *estimate.interval(LEVEL), 'seeds + crossed images', '')
+    values = [r['mIoU'] for r in results]
+    problem = bootstrap.evidence_problem(len(values), bootstrap.MIN_IMAGES, replicate_name)
+    if problem:
+        return float(np.mean(values)), float('nan'), float('nan'), '', problem
+    return (*mean_interval(values), 't over runs', '')
 
 
 def _finished(records: Iterable[dict]) -> list[dict]:
     return [r for r in records if r.get('stage') == 'finetune' and r.get('status') == 'finished']
+
+
+def method_of(rec: dict) -> str:
+    """The method's label, with the settings that set its configuration apart where several
+    configurations of a row are tabulated (``--all-records``)."""
+    label = rec.get('config_label')
+    return rec['method_label'] + (f' [{label}]' if label else '')
 
 
 def _scale(rec: dict) -> dict:
@@ -111,12 +156,12 @@ def encoder_mode(rec: dict) -> str:
 
 
 def _ident(rec: dict) -> dict:
-    return {'method': rec['method_label'], 'pretrain set': rec.get('pretrain_set') or '-'}
+    return {'method': method_of(rec), 'pretrain set': rec.get('pretrain_set') or '-'}
 
 
 def _label(rec: dict) -> str:
     pretrain = rec.get('pretrain_set')
-    return rec['method_label'] + (f' ({pretrain})' if pretrain else '')
+    return method_of(rec) + (f' ({pretrain})' if pretrain else '')
 
 
 def _plain(rec: dict) -> bool:
@@ -132,16 +177,18 @@ def protocol_run(rec: dict) -> bool:
 def _summary(groups: dict, columns: list[str]) -> list[dict]:
     rows = []
     for key, recs in groups.items():
-        mean, low, high, kind = runs_interval([r['test'] for r in recs], metric_cfg_of(recs[0]))
+        mean, low, high, kind, note = runs_interval([r['test'] for r in recs],
+                                                    metric_cfg_of(recs[0]))
         rows.append({**dict(zip(columns, key)), 'runs': len(recs),
                      'seeds': ','.join(str(s) for s in sorted({r['seed'] for r in recs})),
-                     'mIoU': mean, 'ci_low': low, 'ci_high': high, 'interval': kind})
+                     'mIoU': mean, 'ci_low': low, 'ci_high': high, 'interval': kind,
+                     'note': note})
     return rows
 
 
 # -- label efficiency ----------------------------------------------------------------------
 def _group_key(rec: dict) -> tuple:
-    return (rec['dataset'], rec['method_label'], rec.get('pretrain_set'), rec.get('protocol'))
+    return (rec['dataset'], method_of(rec), rec.get('pretrain_set'), rec.get('protocol'))
 
 
 def label_efficiency_table(records: Iterable[dict]) -> pd.DataFrame:
@@ -178,19 +225,27 @@ def label_efficiency_summary(table: pd.DataFrame, records: Iterable[dict],
     rows = []
     for key, by_run in runs.items():
         recs = list(by_run.values())
-        mean, low, high, kind = runs_interval([r['test'] for r in recs], metric_cfg_of(recs[0]))
-        row = dict(zip(keys, key), runs=len(recs), mIoU=mean, ci_low=low, ci_high=high,
-                   interval=kind)
+        draws = [d for d, _ in by_run]  # the label draws are the replicates
+        mean, low, high, kind, note = runs_interval([r['test'] for r in recs],
+                                                    metric_cfg_of(recs[0]), draws, 'run')
+        row = dict(zip(keys, key), runs=len(recs), draws=len(set(draws)), mIoU=mean,
+                   ci_low=low, ci_high=high, interval=kind, note=note)
         if recs[0]['method'] != baseline:
             base = next((b for k, b in runs.items() if k[0] == key[0] and k[3] == key[3]
                          and next(iter(b.values()))['method'] == baseline), {})
             shared = sorted(set(by_run) & set(base))
-            row.update(paired_runs([(by_run[s]['test'], base[s]['test']) for s in shared],
-                                   metric_cfg_of(recs[0])))
+            _merge(row, paired_runs([(by_run[s]['test'], base[s]['test']) for s in shared],
+                                    metric_cfg_of(recs[0]), [d for d, _ in shared], 'run'))
         rows.append(row)
-    add_verdicts([r for r in rows if 'delta' in r])
-    return pd.DataFrame(rows, columns=keys + ['runs', 'mIoU', 'ci_low', 'ci_high', 'interval']
-                        + PAIRED_COLUMNS)
+    return pd.DataFrame(rows, columns=keys + ['runs', 'draws', 'mIoU', 'ci_low', 'ci_high',
+                                              'interval'] + PAIRED_COLUMNS + ['note'])
+
+
+def _merge(row: dict, paired: dict) -> None:
+    """Add a comparison to a row, its note after the row's own."""
+    note = paired.pop('note', '')
+    row.update(paired)
+    row['note'] = '; '.join(n for n in (row.get('note', ''), note and f'delta: {note}') if n)
 
 
 def label_efficiency_figure(summary: pd.DataFrame, path: Path) -> Path:
@@ -224,7 +279,7 @@ def frozen_table(records: Iterable[dict]) -> pd.DataFrame:
     groups: dict[tuple, list] = defaultdict(list)
     for rec in _finished(records):
         if _plain(rec):
-            groups[(rec['dataset'], rec['method_label'], rec.get('pretrain_set') or '-',
+            groups[(rec['dataset'], method_of(rec), rec.get('pretrain_set') or '-',
                     encoder_mode(rec), rec.get('protocol'))].append(rec)
     columns = ['dataset', 'method', 'pretrain set', 'protocol', 'evaluation protocol']
     order = {'full': 0, 'frozen-decoder': 1, 'linear-probe': 2}
@@ -237,11 +292,10 @@ def frozen_table(records: Iterable[dict]) -> pd.DataFrame:
         if row['protocol'] != 'full' and full:
             mine = {r['seed']: r for r in groups[key]}
             shared = sorted(set(mine) & set(full))
-            row.update(paired_runs([(mine[s]['test'], full[s]['test']) for s in shared],
-                                   metric_cfg_of(groups[key][0])))
-    add_verdicts([r for r in rows if 'delta' in r])
+            _merge(row, paired_runs([(mine[s]['test'], full[s]['test']) for s in shared],
+                                    metric_cfg_of(groups[key][0])))
     return pd.DataFrame(rows, columns=columns + ['runs', 'seeds', 'mIoU', 'ci_low', 'ci_high',
-                                                 'interval'] + PAIRED_COLUMNS)
+                                                 'interval'] + PAIRED_COLUMNS + ['note'])
 
 
 # -- transfer ------------------------------------------------------------------------------
@@ -268,8 +322,9 @@ def transfer_runs(records: Iterable[dict]) -> pd.DataFrame:
 
 def transfer_table(runs: pd.DataFrame, records: Iterable[dict] = (),
                    baseline: str = 'RandomInit') -> pd.DataFrame:
-    """Mean mIoU and RDT per method, source and target; with ``records``, bootstrap intervals
-    of the mIoU and each method minus ``baseline`` on the same seeds (RDT keeps t-intervals)."""
+    """Mean mIoU and RDT per method, source and target; with ``records``, intervals of the
+    mIoU and each method minus ``baseline`` on the same seeds, the test units being the target
+    images the source never saw (the RDT: a mean over seeds, no interval)."""
     by_key = {r['key']: r for r in records}
     keys = ['method', 'pretrain set', 'source', 'target']
 
@@ -281,32 +336,31 @@ def transfer_table(runs: pd.DataFrame, records: Iterable[dict] = (),
     rows = []
     for key, group in groups.items():
         _, _, source, target = key
-        rdt_mean, rdt_low, rdt_high = mean_interval(group['rdt'])
         row = dict(zip(keys, key), seeds=','.join(map(str, sorted(group['seed']))),
-                   rdt=rdt_mean, rdt_ci_low=rdt_low, rdt_ci_high=rdt_high,
-                   test_images=group['test images'].max(),
+                   rdt=float(np.mean(group['rdt'])), test_images=group['test images'].max(),
                    seen_by_source=group['seen by source'].max())
         if all(k in by_key for k in group['key']):
             results = {s: result(k, target, source) for s, k in zip(group['seed'], group['key'])}
             cfg = metric_cfg_of(by_key[group['key'].iloc[0]])
-            mean, low, high, kind = runs_interval(list(results.values()), cfg)
-            row.update(mIoU=mean, ci_low=low, ci_high=high, interval=f'{kind} (RDT: t)')
+            mean, low, high, kind, note = runs_interval(list(results.values()), cfg,
+                                                        image_name='unseen test image')
+            row.update(mIoU=mean, ci_low=low, ci_high=high, interval=kind, note=note)
             method = by_key[group['key'].iloc[0]]['method']
             base = next((g for k, g in groups.items() if k[2:] == key[2:]
                          and by_key.get(g['key'].iloc[0], {}).get('method') == baseline), None)
             if method != baseline and base is not None:
                 theirs = {s: result(k, target, source) for s, k in zip(base['seed'], base['key'])}
                 shared = sorted(set(results) & set(theirs))
-                row.update(paired_runs([(results[s], theirs[s]) for s in shared], cfg))
+                _merge(row, paired_runs([(results[s], theirs[s]) for s in shared], cfg,
+                                        image_name='unseen test image'))
         else:
-            mean, low, high = mean_interval(group['mIoU'])
-            row.update(mIoU=mean, ci_low=low, ci_high=high, interval='t')
+            mean, low, high, kind, note = runs_interval([dict(mIoU=v) for v in group['mIoU']],
+                                                        {})
+            row.update(mIoU=mean, ci_low=low, ci_high=high, interval=kind, note=note)
         rows.append(row)
-    add_verdicts([r for r in rows if 'delta' in r])
     return pd.DataFrame(rows, columns=keys + ['seeds', 'test_images', 'seen_by_source',
-                                              'mIoU', 'ci_low', 'ci_high', 'rdt',
-                                              'rdt_ci_low', 'rdt_ci_high', 'interval']
-                        + PAIRED_COLUMNS)
+                                              'mIoU', 'ci_low', 'ci_high', 'rdt', 'interval']
+                        + PAIRED_COLUMNS + ['note'])
 
 
 def transfer_figure(table: pd.DataFrame, path: Path) -> Path:
@@ -344,7 +398,7 @@ def tricks_table(records: Iterable[dict]) -> pd.DataFrame:
         trick = rec.get('row', {}).get('trick')
         if trick is None or rec.get('config', {}).get('labels'):
             continue
-        key = (rec['dataset'], rec['method_label'], rec.get('pretrain_set') or '-', trick)
+        key = (rec['dataset'], method_of(rec), rec.get('pretrain_set') or '-', trick)
         groups[key].append(rec)
         settings[key] = ', '.join(f'{k}={v}' for k, v in sorted(rec['row'].get('scale', {})
                                                               .items())) or 'defaults'
@@ -361,7 +415,7 @@ def tricks_table(records: Iterable[dict]) -> pd.DataFrame:
     rows.sort(key=lambda r: (r['dataset'], r['method'], r['pretrain set'],
                              order[tuple(r[c] for c in columns)]))
     return pd.DataFrame(rows, columns=columns + ['settings', 'runs', 'seeds', 'mIoU', 'ci_low',
-                                                 'ci_high', 'vs baseline'])
+                                                 'ci_high', 'vs baseline', 'note'])
 
 
 # -- morphology ----------------------------------------------------------------------------
@@ -372,7 +426,7 @@ def morphology_table(records: Iterable[dict]) -> pd.DataFrame:
         if rec.get('config', {}).get('labels'):  # label subsets: see label_efficiency
             continue
         for entry in rec.get('morphology', []):
-            groups[(rec['dataset'], rec['method_label'], rec.get('pretrain_set') or '-',
+            groups[(rec['dataset'], method_of(rec), rec.get('pretrain_set') or '-',
                     encoder_mode(rec), rec.get('row', {}).get('trick', '-'),
                     entry['class_name'], rec['key'])].append(entry)
     per_seed = []  # one entry per run
@@ -428,15 +482,15 @@ def write_protocol_tables(records: Iterable[dict], out_dir: Path,
             + write_table(summary, out_dir, 'label_efficiency_summary',
                           f'Label efficiency: mean and {int(LEVEL * 100)} % interval over '
                           f'draws and seeds; delta = method - {baseline} on the same draws '
-                          'and seeds (paired), Holm over the table')
+                          f'and seeds (paired). {EXPLORATORY}')
             + [label_efficiency_figure(summary, out_dir / 'label_efficiency.png')])
     frozen = frozen_table(records)
     if len(frozen) and set(frozen['protocol']) != {'full'}:
         written['frozen'] = write_table(
             frozen, out_dir, 'frozen',
             'Frozen encoder: full fine-tuning, frozen encoder + decoder, linear probe; delta = '
-            'frozen mode - full fine-tuning of the same method and seeds (paired), Holm over '
-            'the table')
+            'frozen mode - full fine-tuning of the same method and seeds (paired). '
+            f'{EXPLORATORY}')
     runs = transfer_runs(records)
     if len(runs):
         table = transfer_table(runs, records, baseline)
@@ -446,14 +500,14 @@ def write_protocol_tables(records: Iterable[dict], out_dir: Path,
                                            'did not train or select on (seen_by_source: '
                                            'left out); RDT = (target - source) / source; '
                                            'delta = '
-                                           f'method - {baseline} on the same seeds (paired), '
-                                           'Holm over the table')
+                                           f'method - {baseline} on the same seeds (paired). '
+                                           f'{EXPLORATORY}')
                                + [transfer_figure(table, out_dir / 'transfer.png')])
     tricks = tricks_table(records)
     if len(tricks):
         written['tricks'] = write_table(tricks, out_dir, 'tricks',
                                         'Training tricks: test mIoU (%) and difference from '
-                                        'the baseline of the same method')
+                                        'the baseline of the same method. Exploratory.')
     morphology = morphology_table(records)
     if len(morphology):
         written['per_class_morphology'] = write_table(
