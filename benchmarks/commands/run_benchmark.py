@@ -91,6 +91,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--vis-backend', default='local', choices=['local', 'tensorboard', 'wandb', 'mlflow'],
                    help='where mmengine logs losses and validation mIoU live (local JSON files '
                    'are always written)')
+    p.add_argument('--all-records', action='store_true',
+                   help='tables: records of other configurations of a row (an earlier '
+                        '--cfg-options, an edited plugin) as rows of their own; default: only '
+                        'the configuration this and earlier runs last planned for each row')
     p.add_argument('--keep-checkpoints', action='store_true',
                    help="keep each finished job's resume.pth (default: removed once its record "
                    'is written)')
@@ -212,12 +216,12 @@ def _main(args: argparse.Namespace, out) -> int:
     runner = SuiteRunner(suite, work_dir, args.launcher, vis_backend=args.vis_backend,
                          keep_checkpoints=args.keep_checkpoints, threads=args.threads)
     if runner.rank == 0:
-        save_suite_meta(work_dir, suite)
+        save_suite_meta(work_dir, suite, jobs)
     start = time.time()
     outcomes = runner.run(jobs)
     if runner.rank != 0:
         return 0
-    written = make_report(work_dir)
+    written = make_report(work_dir, all_records=args.all_records)
     for name, paths in written.items():
         if name != 'figures':
             print(next(p for p in paths if p.suffix == '.md').read_text(), file=out)

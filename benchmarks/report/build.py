@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from matssl_bench.data import leakage
-from matssl_bench.engine.records import RecordStore
+from matssl_bench.engine.records import RecordStore, record_problem
 from matssl_bench.evaluation import statistics as stats
 from matssl_bench.fileio.atomic import atomic_write, write_json_atomic
 from matssl_bench.report.configurations import job_slot, select
@@ -53,8 +53,20 @@ def load_records(work_dir: Path) -> list[dict]:
     if (work_dir / 'records').is_dir():
         store = RecordStore(work_dir)
         return store.all('pretrain') + store.all('finetune')
-    with gzip.open(work_dir / RECORDS_ARCHIVE, 'rt', encoding='utf-8') as f:
-        return [json.loads(line) for line in f if line.strip()]
+    path = work_dir / RECORDS_ARCHIVE
+    records = []
+    with gzip.open(path, 'rt', encoding='utf-8') as f:
+        for number, line in enumerate(f, 1):
+            try:
+                record = json.loads(line)
+            except ValueError as err:
+                raise ValueError(f'{path}: line {number}: not JSON ({err})') from None
+            problem = record_problem(record, (record or {}).get('stage', '?')
+                                     if isinstance(record, dict) else '?')
+            if problem:
+                raise ValueError(f'{path}: line {number}: {problem}')
+            records.append(record)
+    return records
 
 
 def has_records(work_dir: Path) -> bool:

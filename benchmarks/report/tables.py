@@ -332,7 +332,8 @@ def finetune_tables(records: Iterable[dict], tables: Optional[list[str]] = None,
 def finetune_table(records: Iterable[dict], table: Optional[str] = None,
                    baseline: str = DEFAULT_BASELINE, result: str = 'test', primary: bool = True,
                    n_resamples: int = stats.N_RESAMPLES,
-                   bootstrap_seed: int = stats.BOOTSTRAP_SEED) -> pd.DataFrame:
+                   bootstrap_seed: int = stats.BOOTSTRAP_SEED,
+                   ignored: Iterable[dict] = ()) -> pd.DataFrame:
     """:func:`finetune_tables` of one table (None: all rows as one table, one family)."""
     records = list(records)
     if table is None:
@@ -340,7 +341,7 @@ def finetune_table(records: Iterable[dict], table: Optional[str] = None,
                    if r.get('stage') == 'finetune' else r for r in records]
         table = 'all'
     return finetune_tables(records, [table], baseline, result, primary, n_resamples,
-                           bootstrap_seed)[table]
+                           bootstrap_seed, ignored)[table]
 
 
 PAIRWISE_COLUMNS = ['fine-tune set', 'protocol', 'A', 'B', 'seeds', 'delta (A - B)',
