@@ -32,14 +32,16 @@ def test_unchanged_settings_reproduce_the_records_and_a_new_stride_is_compared(
     # eval_stride 16 is the default (half the 32 px patch): identical scores, zero difference
     row = pd.read_csv(tmp_path / 'a' / 'rescore.csv').iloc[0]
     assert row['runs'] == 2 and row['original_mIoU'] == pytest.approx(row['changed_mIoU'])
-    assert row['delta'] == pytest.approx(0.0) and row['verdict'] == 'not resolved'
+    # two seeds: the observed difference, no interval or verdict (minimum evidence: 3)
+    assert row['delta'] == pytest.approx(0.0) and pd.isna(row['verdict'])
+    assert pd.isna(row['delta_ci95_low']) and '2 seeds: fewer than 3' in row['note']
 
     wider = _rescore('--work-dir', str(finished_work_dir), '--set', 'eval_stride=32',
                      '--out', str(tmp_path / 'b'))
     assert wider.returncode == 0, wider.stderr[-3000:]
     row = pd.read_csv(tmp_path / 'b' / 'rescore.csv').iloc[0]
-    # windows side by side: fewer windows, so no slower by much; the paired interval holds delta
-    assert row['delta_ci95_low'] <= row['delta'] <= row['delta_ci95_high']
+    # windows side by side: fewer windows, so no slower by much
+    assert pd.notna(row['delta']) and pd.isna(row['delta_ci95_low'])
     assert row['original_s'] > 0 and row['changed_s'] > 0 and row['pairs'] == 2
     records = list((finished_work_dir / 'records' / 'finetune').glob('*.json'))
     assert len(records) == 2  # no record was added or changed

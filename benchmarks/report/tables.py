@@ -438,7 +438,7 @@ def quoted_table(ours: pd.DataFrame, quoted: list[dict], table: str) -> pd.DataF
         rows.append({'split': row['fine-tune set'],
                      **by_split.get(row['fine-tune set'], {}),
                      f"UNet++ / {row['method']} ({row['pretrain set']}), ours": row['mean'],
-                     **{c: row[c] for c in INTERVAL_COLUMNS},
+                     **{c: row[c] for c in INTERVAL_COLUMNS if c in row},
                      'published (%)': row['published mIoU (%)'],
                      'difference': row['difference'], 'precision': row['precision'],
                      'protocol': row['protocol'], 'metric': row['metric'],

@@ -72,8 +72,11 @@ def paired_runs(pairs: list[tuple[dict, dict]], metric_cfg: dict, clusters: Opti
         a = [result_areas(x, names) for x, _ in pairs]
         problem = _evidence(clusters, len(pairs), bootstrap.image_count(a[0]), replicate_name,
                             image_name)
-        if problem:
-            return nan | dict(pairs=len(pairs), verdict='', note=problem)
+        if problem:  # the observed difference, no interval
+            delta = float(np.mean([bootstrap.seed_value(x, metric_cfg)
+                                   - bootstrap.seed_value(result_areas(y, names), metric_cfg)
+                                   for x, (_, y) in zip(a, pairs)]))
+            return nan | dict(delta=delta, pairs=len(pairs), verdict='', note=problem)
         estimate = bootstrap.paired_estimate(a, [result_areas(y, names) for _, y in pairs],
                                              metric_cfg, clusters)
         delta, (low, high), p = estimate.value, estimate.interval(LEVEL), estimate.p_value
