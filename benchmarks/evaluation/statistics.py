@@ -4,25 +4,25 @@ Every seed and every method of a fine-tuning set is scored on the *same* test im
 image-to-image variation is shared by all seeds and both sides of a comparison (a crossed
 design, not a nested one). A row's value is the mean over seeds of each seed's test mIoU,
 computed from the seed's per-image areas under the row's convention
-(:func:`metrics.unit_scores`). Its standard error has two components, combined with
-Satterthwaite's degrees of freedom and a t reference distribution:
+(:func:`metrics.unit_scores`). Its uncertainty has two components:
 
-- **seeds** (the replicates): the sample variance of the per-seed values over ``k``, on
-  ``k - 1`` degrees of freedom. Where several SSL pretraining runs stand behind a row's seeds
-  (``pretrain_seeds``), the replicates are the pretraining runs (the means of their seeds);
+- **replicates**: the sample variance of the per-seed values over ``n``, on ``n - 1``
+  degrees of freedom. Where several SSL pretraining runs stand behind a row's seeds
+  (``pretrain_seeds``), the replicates are the runs (the means of their seeds);
 - **test images**: a crossed bootstrap. One multiset of test images per resample is drawn and
   shared by every seed and both sides of a comparison; the row metric is recomputed from the
   resampled areas and averaged over seeds. Its variance, times ``m / (m - 1)`` (the plug-in
-  bootstrap's bias for ``m`` images), is the image component, on ``m - 1`` degrees of
-  freedom. Patches (``image@y,x``) are resampled as whole images.
+  bootstrap's bias for ``m`` images), less the replicate-by-image noise the replicate
+  component already holds, is the image component, on ``m - 1`` degrees of freedom. Patches
+  (``image@y,x``) are resampled as whole images.
 
-The image component also holds the seed-by-image noise once more (``/ (k m)``), so the sum
-is slightly conservative; :mod:`matssl_bench.perf.calibration` measures coverage and false
-verdict rates of the whole procedure with known truth (``docs/statistics.md``). A comparison is
-paired: the per-seed differences on the shared seeds give the seed component, the image
-resamples of both rows the image component. The p-value is the two-sided t tail of
-``delta / se``. Below :data:`MIN_REPLICATES` replicates or :data:`MIN_IMAGES` test images
-:func:`evidence_problem` says why no interval is given.
+The interval scales each component by the t quantile of its own degrees of freedom
+(``sqrt(t_{n-1}^2 v_rep + t_{m-1}^2 v_img)``); the p-value is one minus the level whose
+interval just reaches zero. :mod:`matssl_bench.perf.calibration` measured this choice against
+t on Satterthwaite's df with known truth (``docs/statistics.md``). A comparison is paired:
+the per-seed differences on the shared seeds give the replicate component, the image
+resamples of both rows the image component. Below :data:`MIN_REPLICATES` replicates or
+:data:`MIN_IMAGES` test images :func:`evidence_problem` says why no interval is given.
 
 Holm's step-down correction (scipy has none) adjusts a family's p-values; the
 Holm-consistent intervals of :func:`holm_family` use, at each step, the level the step tests
@@ -389,9 +389,9 @@ def verdict(delta: float, p: float, alpha: float = ALPHA) -> str:
 def method_note(n_resamples: int = N_RESAMPLES, bootstrap_seed: int = BOOTSTRAP_SEED,
                 baseline: Optional[str] = None, primary: bool = True) -> str:
     """The caption sentence every interval table carries."""
-    text = (f'95 % intervals: t on Satterthwaite df, seed component (replicates: seeds, or '
-            f'pretraining runs where several) plus a crossed image bootstrap (one test-image '
-            f'multiset per resample shared by every seed and method), {n_resamples} resamples, '
+    text = (f'95 % intervals: replicate component (seeds, or pretraining runs where several) '
+            f'plus a crossed image bootstrap (one test-image multiset per resample shared by '
+            f'every seed and method), each on its own t quantile, {n_resamples} resamples, '
             f'bootstrap seed {bootstrap_seed}; no interval below {MIN_REPLICATES} replicates or '
             f'{MIN_IMAGES} test images')
     if baseline:

@@ -9,7 +9,7 @@
 
 All of them are exploratory: unadjusted p, a verdict from the unadjusted 95 % interval.
 Intervals: the estimates of ``benchmarks/evaluation/statistics.py`` (a replicate component
-plus a crossed bootstrap of the test images shared by every run, t on Satterthwaite df)
+plus a crossed bootstrap of the test images shared by every run, each on its own t quantile)
 wherever every run of a row has per-image areas; the replicates are the label draws (label
 efficiency) or the seeds; the test units of a transfer cell are the target images the source
 never saw. Below the minimum evidence (:func:`statistics.evidence_problem`) a row keeps its
