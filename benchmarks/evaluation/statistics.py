@@ -33,12 +33,12 @@ random numbers), and rebuilt tables are identical.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy import stats as scipy_stats
 from scipy.optimize import brentq
+from scipy.special import stdtrit  # t quantiles, fast
 
 from matssl_bench.evaluation.metrics import (AUTHORS_BATCH, authors_batch_scores, canonical_convention,
                                              pooled_scores, unit_scores)
@@ -103,16 +103,16 @@ class Estimate:
             return float('nan')
         q = 0.5 + level / 2
         if method == 'satterthwaite':
-            return self.se * float(scipy_stats.t.ppf(q, self.df)) if self.se > 0 else 0.0
-        return float(np.sqrt(scipy_stats.t.ppf(q, self.replicates - 1) ** 2 * self.seed_var
-                             + scipy_stats.t.ppf(q, self.images - 1) ** 2 * self.image_var))
+            return self.se * float(stdtrit(self.df, q)) if self.se > 0 else 0.0
+        return float(np.sqrt(stdtrit(self.replicates - 1, q) ** 2 * self.seed_var
+                             + stdtrit(self.images - 1, q) ** 2 * self.image_var))
 
     def interval(self, level: float = 1 - ALPHA,
                  method: str = INTERVAL_METHOD) -> tuple[float, float]:
         half = self.half_width(level, method)
         return self.value - half, self.value + half
 
-    @property
+    @cached_property
     def p_value(self) -> float:
         """Two-sided p of a zero mean: one minus the level whose interval just reaches zero
         (so the interval at level 1 - alpha excludes zero exactly when p < alpha)."""
@@ -273,6 +273,27 @@ def _estimate(per_seed: np.ndarray, scores: np.ndarray, images: int,
     overlap = min(max((single_var - mean_var) / (n - 1), 0.0), mean_var)
     image_var = mean_var - overlap
     return Estimate(value, seed_var, image_var, n, images)
+
+
+def seed_draws(seeds: Sequence[SeedAreas], metric_cfg: dict, n_resamples: int = N_RESAMPLES,
+               bootstrap_seed: int = BOOTSTRAP_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Each seed's value (k,) and its values on the shared image resamples (k, R), in %: what
+    :func:`combine` turns into an estimate; rows on the same test images share the draws, so
+    differences of two rows' draws are the paired draws."""
+    _check_same_images(seeds)
+    per_seed = 100.0 * unit_scores(np.stack([a.intersection for a in seeds]),
+                                   np.stack([a.union for a in seeds]),
+                                   metric_cfg.get('convention', 'clean'),
+                                   metric_cfg.get('mean_classes'),
+                                   metric_cfg.get('batch_units', AUTHORS_BATCH))[1]
+    return per_seed, 100.0 * _resampled_scores([seeds], metric_cfg, n_resamples,
+                                               bootstrap_seed)[0]
+
+
+def combine(per_seed: np.ndarray, scores: np.ndarray, images: int,
+            clusters: Optional[Sequence] = None) -> Estimate:
+    """The estimate from :func:`seed_draws` (or their differences for a paired comparison)."""
+    return _estimate(per_seed, scores, images, clusters)
 
 
 def row_estimate(seeds: Sequence[SeedAreas], metric_cfg: dict,

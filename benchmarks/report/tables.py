@@ -143,17 +143,41 @@ def evidence_note(clusters: list, k: int, images: int, replicate_name: str = 'se
                                   image_name), conditional
 
 
+class Draws(dict):
+    """Each row's :func:`stats.seed_draws`, drawn once per (records, image order) and shared by
+    the row's interval and every comparison it takes part in."""
+
+    def __init__(self, result: str, n_resamples: int, bootstrap_seed: int):
+        super().__init__()
+        self.result, self.n_resamples, self.bootstrap_seed = result, n_resamples, bootstrap_seed
+
+    def of(self, recs: list[dict], names: Optional[list[str]] = None):
+        names = names or [u['name'] for u in recs[0][self.result]['images']]
+        key = (tuple(r['key'] for r in recs), tuple(names))
+        if key not in self:
+            self[key] = stats.seed_draws([_areas(r, self.result, names) for r in recs],
+                                         metric_cfg_of(recs[0], self.result), self.n_resamples,
+                                         self.bootstrap_seed)
+        return self[key]
+
+
+def _image_total(recs: list[dict], result: str) -> int:
+    return len({image_of(u['name']) for u in recs[0][result]['images']})
+
+
 def row_estimate(recs: list[dict], result: str, n_resamples: int, bootstrap_seed: int,
-                 clusters: Optional[list] = None, replicate_name: str = 'seed'):
+                 clusters: Optional[list] = None, replicate_name: str = 'seed',
+                 draws: Optional[Draws] = None):
     """(Estimate or None, notes) of the mean over ``recs`` (each with per-image areas)."""
-    areas = [_areas(r, result) for r in recs]
+    draws = draws if draws is not None else Draws(result, n_resamples, bootstrap_seed)
     clusters = _clusters(recs) if clusters is None else clusters
-    problem, conditional = evidence_note(clusters, len(recs), stats.image_count(areas[0]),
-                                         replicate_name)
+    images = _image_total(recs, result)
+    problem, conditional = evidence_note(clusters, len(recs), images, replicate_name)
     if problem:
         return None, [problem]
-    return (stats.row_estimate(areas, metric_cfg_of(recs[0], result), clusters, n_resamples,
-                               bootstrap_seed), [conditional] if conditional else [])
+    per_seed, scores = draws.of(recs)
+    return (stats.combine(per_seed, scores, images, clusters),
+            [conditional] if conditional else [])
 
 
 def _shared(g: dict, base: dict, result: str):
@@ -172,23 +196,24 @@ def _shared(g: dict, base: dict, result: str):
     return shared, names
 
 
-def paired_rows(g: dict, base: dict, result: str, n_resamples: int, bootstrap_seed: int):
+def paired_rows(g: dict, base: dict, result: str, n_resamples: int, bootstrap_seed: int,
+                draws: Optional[Draws] = None):
     """(Estimate or None, note) of row ``g`` minus row ``base`` on shared seeds and images."""
+    draws = draws if draws is not None else Draws(result, n_resamples, bootstrap_seed)
     shared, names = _shared(g, base, result)
     if shared is None:
         return None, f'no comparison: {names}'
     clusters = [(a.get('depends_on'), b.get('depends_on')) for a, b in shared]
     if all(c == (None, None) for c in clusters):
         clusters = [None] * len(shared)
-    areas_a = [_areas(a, result, names) for a, _ in shared]
-    problem, _ = evidence_note(clusters, len(shared), stats.image_count(areas_a[0]))
+    images = len({image_of(n) for n in names})
+    problem, _ = evidence_note(clusters, len(shared), images)
     if problem:
         return None, f'no comparison: {problem}'
-    estimate = stats.paired_estimate(areas_a, [_areas(b, result, names) for _, b in shared],
-                                     metric_cfg_of(shared[0][0], result),
-                                     None if clusters[0] is None else clusters, n_resamples,
-                                     bootstrap_seed)
-    return estimate, ''
+    value_a, scores_a = draws.of([a for a, _ in shared], names)
+    value_b, scores_b = draws.of([b for _, b in shared], names)
+    return stats.combine(value_a - value_b, scores_a - scores_b, images,
+                         None if clusters[0] is None else clusters), ''
 
 
 def absent_classes(recs: list[dict], result: str = 'test') -> list[str]:
@@ -209,22 +234,25 @@ def images_containing(rec: dict, result: str = 'test') -> dict[str, int]:
     return dict(zip(metric_cfg_of(rec, result)['class_names'], map(int, present)))
 
 
-def _row(g: dict, result: str, n_resamples: int, bootstrap_seed: int) -> dict:
+def _row(g: dict, result: str, n_resamples: int, bootstrap_seed: int, draws: Draws) -> dict:
     dataset, method, pretrain, init, protocol, config_label = g['key']
     finished = [r for r in g['finished'] if result in r]
     notes = [] if finished else [('; '.join(sorted(set(g['reasons']))) or 'no run')]
-    values = [seed_metrics(r, result)['mIoU'] for r in finished]
-    mean = float(np.mean(values)) if values else float('nan')
     estimate = None
     if finished and _has_images(finished, result):
-        estimate, why = row_estimate(finished, result, n_resamples, bootstrap_seed)
+        values = list(draws.of(finished)[0])
+        estimate, why = row_estimate(finished, result, n_resamples, bootstrap_seed,
+                                     draws=draws)
         notes += why
         absent = absent_classes(finished, result)
         if absent:
             notes.append(f"in no test image's ground truth: {', '.join(absent)} (see the "
                          'per-class companion)')
-    elif finished:
-        notes.append(NO_IMAGES)
+    else:
+        values = [r[result]['mIoU'] for r in finished]
+        if finished:
+            notes.append(NO_IMAGES)
+    mean = float(np.mean(values)) if values else float('nan')
     low, high = estimate.interval() if estimate else (float('nan'), float('nan'))
     published = g['row'].get('published')
     published = float('nan') if published is None else float(published)
@@ -290,6 +318,7 @@ def finetune_tables(records: Iterable[dict], tables: Optional[list[str]] = None,
             ignored_by_row[_group_key(rec)[:5]] += 1
     names = tables or sorted({g['row'].get('table', 'table4') for g in groups})
     rows, estimates, owners = [], [], []
+    draws = Draws(result, n_resamples, bootstrap_seed)
     for name in names:
         mine = [g for g in groups if g['row'].get('table', 'table4') == name]
         baselines = {}
@@ -297,7 +326,7 @@ def finetune_tables(records: Iterable[dict], tables: Optional[list[str]] = None,
             if g['method'] == baseline and not g['key'][5]:
                 baselines.setdefault((g['key'][0], g['key'][4]), g)
         for g in mine:
-            row = _row(g, result, n_resamples, bootstrap_seed)
+            row = _row(g, result, n_resamples, bootstrap_seed, draws)
             n_ignored = ignored_by_row.get(g['key'][:5])
             if n_ignored:
                 row['note'].append(f'{n_ignored} record{"s" if n_ignored > 1 else ""} of other '
@@ -312,7 +341,8 @@ def finetune_tables(records: Iterable[dict], tables: Optional[list[str]] = None,
                     row['note'].append(f'no comparison: the baseline {baseline} has no '
                                        f'finished run on {g["key"][0]}')
                 else:
-                    estimate, why = paired_rows(g, base, result, n_resamples, bootstrap_seed)
+                    estimate, why = paired_rows(g, base, result, n_resamples, bootstrap_seed,
+                                                draws)
                     if estimate is None:
                         row['note'].append(why)
                     else:
@@ -359,16 +389,18 @@ def pairwise_table(records: Iterable[dict], tables: list[str], result: str = 'te
                    n_resamples: int = stats.N_RESAMPLES,
                    bootstrap_seed: int = stats.BOOTSTRAP_SEED) -> pd.DataFrame:
     """Every pair of rows on one fine-tuning set and protocol of ``tables``, paired on shared
-    seeds and test images; Holm over all the pairs (a family of its own)."""
+    seeds and test images; Holm over all the pairs (a family of its own). Each row's image
+    resamples are drawn once and differenced per pair."""
     groups = [g for g in _group(records) if g['row'].get('table', 'table4') in tables
               and any(result in r for r in g['finished'])]
     by_set: dict[tuple, list] = defaultdict(list)
     for g in groups:
         by_set[(g['key'][0], g['key'][4])].append(g)
     rows, estimates = [], []
+    draws = Draws(result, n_resamples, bootstrap_seed)
     for (dataset, protocol), members in by_set.items():
         for a, b in combinations(members, 2):
-            estimate, why = paired_rows(a, b, result, n_resamples, bootstrap_seed)
+            estimate, why = paired_rows(a, b, result, n_resamples, bootstrap_seed, draws)
             shared, _ = _shared(a, b, result)
             rows.append({'fine-tune set': dataset, 'protocol': protocol, 'A': _row_label(a),
                          'B': _row_label(b),
