@@ -86,3 +86,17 @@ def test_transfer_compares_each_cell_with_the_baseline(gap):
     else:
         assert cell['delta_ci95_low'] < 0 < cell['delta_ci95_high']
         assert cell['verdict'] == 'not resolved'
+
+
+def test_variant_rows_below_the_minimum_evidence_keep_their_mean_and_say_why():
+    rng = np.random.default_rng(3)
+    one_image = [(_result(rng, 0.7, images=1), _result(rng, 0.5, images=1)) for _ in range(4)]
+    cell = paired_runs(one_image, CFG, image_name='unseen test image')
+    assert np.isnan(cell['delta_ci95_low']) and cell['verdict'] == '' and cell['delta'] > 0
+    assert cell['note'].startswith('1 unseen test image: fewer than 3')
+    # two label draws, two seeds each: the draws are the replicates
+    pairs = [(_result(rng, 0.7), _result(rng, 0.5)) for _ in range(4)]
+    two_draws = paired_runs(pairs, CFG, clusters=[0, 0, 1, 1], replicate_name='run')
+    assert two_draws['note'].startswith('2 draws: fewer than 3') and np.isnan(two_draws['p'])
+    three = paired_runs(pairs[:3], CFG, clusters=[0, 1, 2], replicate_name='run')
+    assert three['note'] == '' and three['verdict'] == 'better' and three['p'] < 0.05
