@@ -343,8 +343,9 @@ def finetune_tables(records: Iterable[dict], tables: Optional[list[str]] = None,
                 else:
                     estimate, why = paired_rows(g, base, result, n_resamples, bootstrap_seed,
                                                 draws)
-                    if estimate is None and why.replace('no comparison: ', '') not in row['note']:
-                        row['note'].append(why)
+                    if estimate is None:
+                        if why.replace('no comparison: ', '') not in row['note']:
+                            row['note'].append(why)
                     else:
                         row['delta_vs_baseline'] = estimate.value
             rows.append(row)
