@@ -122,7 +122,8 @@ def ranking_figure(ranking, out_dir: Path) -> list[Path]:
         else:
             ax.plot(row['mean rank'], i, 'x', color='C3')
     ax.set_yticks(range(len(ranking)))
-    ax.set_yticklabels([f"{m} ({n} sets)" for m, n in zip(ranking['method'], ranking['sets'])],
+    ax.set_yticklabels([f"{m} ({n} set{'s' if n != 1 else ''})"
+                        for m, n in zip(ranking['method'], ranking['sets'])],
                        fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel('mean rank over fine-tuning sets (1 = best), 95 % bootstrap interval', fontsize=8)
