@@ -487,7 +487,8 @@ def write_protocol_tables(records: Iterable[dict], out_dir: Path,
                           f'draws and seeds; delta = method - {baseline} on the same draws '
                           f'and seeds (paired). {EXPLORATORY}')
             + [label_efficiency_figure(summary, out_dir / 'label_efficiency.png')])
-    frozen = frozen_table(records)
+    frozen = (frozen_table(records) if any(encoder_mode(r) != 'full' for r in _finished(records))
+              else ())
     if len(frozen) and set(frozen['protocol']) != {'full'}:
         written['frozen'] = write_table(
             frozen, out_dir, 'frozen',
