@@ -59,6 +59,9 @@ def test_a_rerun_with_other_settings_replaces_the_row_instead_of_adding_seeds():
     both = finetune_table(select(old + new, plan, all_records=True).records, n_resamples=300)
     assert sorted(both['method']) == ['MatSSL', 'RandomInit [scale.lr=0.001]',
                                       'RandomInit [scale.lr=0.002]']
+    verdicts = dict(zip(both['method'], both['verdict']))  # the planned one stays the baseline
+    assert verdicts['RandomInit [scale.lr=0.002]'] == 'baseline'
+    assert both['delta_vs_baseline'].notna().sum() == 2
     # without a plan: the configuration with the most seeds
     assert len(select(old + new[:2]).ignored) == 2
 

@@ -69,7 +69,7 @@ def differing_label(config: dict, others: list[dict]) -> str:
 
 @dataclass
 class Selection:
-    records: list[dict]            # the records tables use (copies, with 'config_label')
+    records: list[dict]  # the records tables use ('config_label', 'config_current' where labelled)
     ignored: list[dict] = field(default_factory=list)
 
     def note(self) -> str:
@@ -99,19 +99,18 @@ def select(records: Iterable[dict], plan: Optional[Iterable[str]] = None,
         by_row[slot(rec, with_seed=False)][fingerprint].append(rec)
     ignored = []
     for row, by_config in by_row.items():
-        if all_records or len(by_config) == 1:
-            chosen = list(by_config)
-        else:
-            planned = [f for f, recs in by_config.items()
-                       if plan and any(r.get('key') in plan for r in recs)]
-            chosen = planned or [max(sorted(by_config), key=lambda f: len(by_config[f]))]
+        planned = [f for f, recs in by_config.items()
+                   if plan and any(r.get('key') in plan for r in recs)]
+        current = planned or [max(sorted(by_config), key=lambda f: len(by_config[f]))]
+        chosen = list(by_config) if all_records else current
         for fingerprint, recs in by_config.items():
             if fingerprint not in chosen:
                 ignored += recs
                 continue
-            label = ''
-            if all_records and len(by_config) > 1:
+            if len(chosen) > 1:  # --all-records: labelled, the current one marked
                 label = differing_label(configs[fingerprint],
                                         [configs[f] for f in by_config if f != fingerprint])
-            kept += [dict(r, config_label=label) if label else r for r in recs]
+                recs = [dict(r, config_label=label, config_current=fingerprint in current)
+                        for r in recs]
+            kept += recs
     return Selection(kept, ignored)

@@ -75,7 +75,8 @@ def _group(records: Iterable[dict]) -> list[dict]:
             continue
         key = _group_key(rec)
         g = groups.setdefault(key, dict(key=key, method=rec.get('method'), finished=[],
-                                        reasons=[], precisions=set(), row=rec.get('row', {})))
+                                        reasons=[], precisions=set(), row=rec.get('row', {}),
+                                        current=rec.get('config_current', True)))
         if rec['status'] == 'finished':
             g['finished'].append(rec)
             g['precisions'].add(_precision(rec, pretrain_precision))
@@ -321,9 +322,9 @@ def finetune_tables(records: Iterable[dict], tables: Optional[list[str]] = None,
     draws = Draws(result, n_resamples, bootstrap_seed)
     for name in names:
         mine = [g for g in groups if g['row'].get('table', 'table4') == name]
-        baselines = {}
+        baselines = {}  # with several configurations of the baseline: the current one
         for g in mine:
-            if g['method'] == baseline and not g['key'][5]:
+            if g['method'] == baseline and g['current']:
                 baselines.setdefault((g['key'][0], g['key'][4]), g)
         for g in mine:
             row = _row(g, result, n_resamples, bootstrap_seed, draws)
@@ -334,7 +335,7 @@ def finetune_tables(records: Iterable[dict], tables: Optional[list[str]] = None,
                                    'separate rows')
             estimate = None
             base = baselines.get((g['key'][0], g['key'][4]))
-            if g['method'] == baseline and not g['key'][5]:
+            if base is g:
                 row['verdict'] = 'baseline' if g['finished'] else ''
             elif row['seeds'] != '-':
                 if base is None or not base['finished']:
