@@ -50,6 +50,12 @@ class PretrainingMethod:
     needs_pretraining = False
     #: Label shown in tables (defaults to the registered name).
     label: Optional[str] = None
+    #: Where the implementation comes from and the config its settings follow (``--list``).
+    source: str = ''
+    reference_config: str = ''
+    #: Whether a suite row's method pattern (``'*'``) includes it; False: only rows or
+    #: ``--methods`` naming it do (the comparison methods beyond the paper's set).
+    in_wildcards: bool = True
 
     def __init__(self, init: str = 'imagenet', weights_path: Optional[str] = None, **hparams: Any):
         if init not in INITS:
@@ -133,6 +139,10 @@ class SSLMethod(PretrainingMethod):
 
     def optim_wrapper(self, batch_size: int) -> dict:
         return dict(type='OptimWrapper', optimizer=dict(self.hparams['optimizer']))
+
+    def custom_hooks(self, batch_size: int) -> list:
+        """mmengine hook configs the SSL stage needs (``batch_size``: per process)."""
+        return []
 
     def param_scheduler(self, epochs: int) -> list:
         # stepped per iteration; ``schedule_per_epoch=True`` steps per epoch (the authors' code)

@@ -50,7 +50,7 @@ def test_nt_xent_equals_equation_2_by_hand():
     assert float(nt_xent(z1, z2, t)) == pytest.approx(expected, rel=1e-5)
 
 
-def test_matssl_reference_settings():
+def test_matssl_default_settings():
     method = METHODS.get('MatSSL')()
     h = method.hparams
     assert method.init == 'imagenet' and h['temperature'] == 0.07
@@ -136,7 +136,7 @@ def test_key_mismatch_fails_loudly():
 
 
 @pytest.mark.parametrize('name', ['MoCoV2', 'DenseCL'])
-def test_mmselfsup_reference_settings_and_key_encoder(name):
+def test_mmselfsup_default_settings_and_key_encoder(name):
     method = METHODS.get(name)()
     h = method.hparams
     assert (h['queue_len'], h['momentum'], h['temperature']) == (65536, 0.999, 0.2)

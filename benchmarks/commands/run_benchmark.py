@@ -119,6 +119,11 @@ def list_registered() -> str:
         cls = METHODS.module_dict[name]
         stage = 'SSL pretraining' if cls.needs_pretraining else 'no pretraining'
         lines.append(f'  {name:20s} {stage}; {first_doc_line(cls)}')
+        origin = '; '.join(f'{label}: {value}' for label, value in (
+            ('source', getattr(cls, 'source', '')),
+            ('reference config', getattr(cls, 'reference_config', ''))) if value)
+        if origin:
+            lines.append(f'  {"":20s} {origin}')
     lines.append('suites:')
     for name in available_suites():
         lines.append(f'  {name:20s} {load_suite(name).get("description", "")}')

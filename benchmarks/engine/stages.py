@@ -163,14 +163,16 @@ def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, sca
                              method.view_transform(scale.get('crop_size', scale['patch_size'])))
     batch = _per_rank_batch(scale['batch_size'], len(dataset))
     state_hook = RunStateHook(str(run_dir))
+    common = _runner_common(run_dir, seed, launcher, f'pretrain {method.name}', state_hook,
+                            vis_backend)
+    common['custom_hooks'] += method.custom_hooks(batch)
     runner = Runner(
         model=model,
         train_dataloader=dataloader_cfg(dataset, batch, scale.get('num_workers', 0), True, True),
         train_cfg=dict(by_epoch=True, max_epochs=scale['epochs']),
         optim_wrapper=pretrain_optim_wrapper(method, batch, scale),
         param_scheduler=method.param_scheduler(scale['epochs']),
-        **_runner_common(run_dir, seed, launcher, f'pretrain {method.name}', state_hook,
-                         vis_backend))
+        **common)
     runner.train()
     return method.export_encoder(_unwrap(runner.model)), state_hook.history
 

@@ -207,7 +207,9 @@ def resolve_method_names(pattern: str, where: str) -> list[str]:
 
     registered = sorted(METHODS.module_dict)
     if any(c in pattern for c in '*?['):
-        names = [n for n in registered if fnmatch.fnmatch(n, pattern)]
+        # methods with in_wildcards=False (the comparison methods) only where named
+        names = [n for n in registered if fnmatch.fnmatch(n, pattern)
+                 and getattr(METHODS.module_dict[n], 'in_wildcards', True)]
         if not names:
             raise ConfigError(f'{where}: method pattern {pattern!r} matches no registered method '
                               f'(registered: {", ".join(registered)})')
