@@ -15,7 +15,10 @@ from matssl_bench.engine.stages import pretrain
 
 TINY = dict(MatSSL=dict(hidden_dim=32, out_dim=16),
             MoCoV2=dict(queue_len=16, hidden_dim=32, feat_dim=16),
-            DenseCL=dict(queue_len=16, hidden_dim=32, feat_dim=16))
+            DenseCL=dict(queue_len=16, hidden_dim=32, feat_dim=16),
+            SimCLR=dict(hidden_dim=32, feat_dim=16), BYOL=dict(hidden_dim=32, feat_dim=16),
+            SimSiam=dict(hidden_dim=32, feat_dim=24, pred_hidden_dim=8),
+            BarlowTwins=dict(hidden_dim=32, feat_dim=24), MoCoV3=dict(hidden_dim=32, feat_dim=16))
 
 
 
@@ -104,7 +107,8 @@ def _method_stage_features(name, model, x):
         model.backbone.out_indices = (4,)
 
 
-@pytest.mark.parametrize('name', ['MatSSL', 'MoCoV2', 'DenseCL'])
+@pytest.mark.parametrize('name', ['MatSSL', 'MoCoV2', 'DenseCL', 'SimCLR', 'BYOL', 'SimSiam',
+                                  'BarlowTwins', 'MoCoV3'])
 def test_exported_encoder_gives_the_same_stage_features_in_unetplusplus(name):
     torch.manual_seed(0)
     method = _method(name)
