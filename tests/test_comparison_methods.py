@@ -127,3 +127,36 @@ def test_methods_cpu_dry_run_plans_every_method_with_its_own_ssl_runs(shared_dat
             assert e['depends_on'] == runs[e['seed']]
     assert {e['status'] for e in entries if e['method'] != 'SupervisedImageNet'} == {'ready'}
     assert {e['status'] for e in entries if e['method'] == 'SupervisedImageNet'} == {'unavailable'}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+@pytest.mark.parametrize('precision', ['fp16', 'bf16'])
+@pytest.mark.parametrize('name', COMPARISON)
+def test_mixed_precision_training_steps_on_cuda(name, precision):
+    """The suite's fp16 (loss-scaled) and bf16 wrappers: networks in half precision, loss float32."""
+    from mmengine.logging import MessageHub
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+
+    from matssl_bench.suite.precision import with_precision
+
+    MessageHub.get_current_instance().update_info('max_iters', 10)
+    method = METHODS.get(name)(init='random', **TINY[name])
+    torch.manual_seed(0)
+    model = method.build_model('resnet18', None).cuda().train()
+    dtypes = {}
+
+    def record(key, tensor):
+        dtypes.setdefault(key, tensor.dtype)
+
+    model.backbone.conv1.register_forward_hook(lambda m, i, o: record('conv', o))
+    model.head.loss.register_forward_pre_hook(lambda m, args: record('loss input', args[0]))
+    with DefaultScope.overwrite_default_scope('matssl_bench'):
+        optim = build_optim_wrapper(model, with_precision(method.optim_wrapper(16), precision))
+    g = torch.Generator(device='cuda').manual_seed(1)
+    batch = dict(inputs=[torch.randn(16, 3, 32, 32, device='cuda', generator=g) for _ in range(2)],
+                 data_samples=dict(index=torch.arange(16)))
+    losses = [float(model.train_step(batch, optim)['loss']) for _ in range(3)]
+    assert all(math.isfinite(v) for v in losses), losses
+    half = torch.float16 if precision == 'fp16' else torch.bfloat16
+    assert dtypes == {'conv': half, 'loss input': torch.float32}
