@@ -160,3 +160,20 @@ def test_mixed_precision_training_steps_on_cuda(name, precision):
     assert all(math.isfinite(v) for v in losses), losses
     half = torch.float16 if precision == 'fp16' else torch.bfloat16
     assert dtypes == {'conv': half, 'loss input': torch.float32}
+
+
+def test_list_names_each_comparison_method_with_its_source_and_reference_config():
+    from pathlib import Path
+
+    import mmselfsup
+
+    from matssl_bench.commands.run_benchmark import list_registered
+
+    lines = list_registered().splitlines()
+    for name in COMPARISON:
+        cls = METHODS.get(name)
+        (i,) = [i for i, line in enumerate(lines) if line.split()[:1] == [name]]
+        assert 'SSL pretraining' in lines[i]
+        assert lines[i + 1].strip() == (f'source: mmselfsup 1.0.0 {name}; '
+                                        f'reference config: {cls.reference_config}')
+        assert (Path(mmselfsup.__file__).parent / '.mim' / cls.reference_config).is_file()
