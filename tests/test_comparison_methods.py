@@ -162,7 +162,7 @@ def test_mixed_precision_training_steps_on_cuda(name, precision):
     assert dtypes == {'conv': half, 'loss input': torch.float32}
 
 
-def test_list_names_each_comparison_method_with_its_source_and_reference_config():
+def test_list_names_each_comparison_method_with_its_source_and_config():
     from pathlib import Path
 
     import mmselfsup
