@@ -177,21 +177,11 @@ def _parse_and_run(argv=None) -> int:
         return 2
 
 
-def _main(args: argparse.Namespace, out) -> int:
-    from matssl_bench.plugins import import_user_plugin, load_builtin_plugins
-
-    load_builtin_plugins()
-    for plugin in args.plugin:
-        import_user_plugin(plugin)
-    if args.list:
-        print(list_registered(), file=out)
-        return 0
-
-    from matssl_bench.commands.checks import check_selection, check_work_dir, validate_args
-    from matssl_bench.fileio.locks import break_locks
+def plan_jobs(args: argparse.Namespace) -> tuple:
+    """(suite, jobs, work dir) that ``args`` select: the suite with its --cfg-options,
+    --protocol and --precision, expanded and filtered, every option checked."""
+    from matssl_bench.commands.checks import check_selection, validate_args
     from matssl_bench.suite.plan import expand, load_suite
-    from matssl_bench.report.build import make_report, save_suite_meta
-    from matssl_bench.engine.runner import SuiteRunner
 
     suite = load_suite(args.suite, args.cfg_options)
     if args.protocol:
@@ -203,7 +193,25 @@ def _main(args: argparse.Namespace, out) -> int:
     jobs = expand(suite, seeds=args.seeds, methods=args.methods, datasets=args.datasets,
                   rows=args.rows)
     check_selection(jobs, args)
-    work_dir = args.work_dir or Path('work_dirs') / suite.suite_name
+    return suite, jobs, args.work_dir or Path('work_dirs') / suite.suite_name
+
+
+def _main(args: argparse.Namespace, out) -> int:
+    from matssl_bench.plugins import import_user_plugin, load_builtin_plugins
+
+    load_builtin_plugins()
+    for plugin in args.plugin:
+        import_user_plugin(plugin)
+    if args.list:
+        print(list_registered(), file=out)
+        return 0
+
+    from matssl_bench.commands.checks import check_work_dir
+    from matssl_bench.fileio.locks import break_locks
+    from matssl_bench.report.build import make_report, save_suite_meta
+    from matssl_bench.engine.runner import SuiteRunner
+
+    suite, jobs, work_dir = plan_jobs(args)
     if args.dry_run:
         from matssl_bench.engine.dry_run import format_text, inspect_plan
 
