@@ -24,7 +24,7 @@ def _plan(tmp_path, *extra):
     out = subprocess.run([sys.executable, str(REPO / 'tools' / 'run_benchmark.py'), *TINY,
                           '--work-dir', str(tmp_path / 'w'), '--dry-run', '--format', 'json',
                           *extra], check=True, capture_output=True, text=True).stdout
-    return {(e['stage'], e['method']): e for e in json.loads(out)}
+    return {(e['stage'], e['method']): e for e in json.loads(out)['jobs']}
 
 
 def test_job_exit_codes_without_training(tmp_path, capsys):

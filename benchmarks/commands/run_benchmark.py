@@ -218,8 +218,12 @@ def _main(args: argparse.Namespace, out) -> int:
         entries = inspect_plan(suite, jobs, work_dir)
         if args.job:
             entries = [e for e in entries if e['key'] == select_job(jobs, args.job)[-1].key]
-        print(json.dumps(entries, indent=2) if args.format == 'json' else format_text(entries),
-              file=out)
+        if args.format == 'json':
+            from matssl_bench.suite.cost import plan_gpu_hours
+            print(json.dumps(dict(jobs=entries, totals=plan_gpu_hours(entries)), indent=2),
+                  file=out)
+        else:
+            print(format_text(entries), file=out)
         return 0
     check_work_dir(work_dir)
     if args.job:
