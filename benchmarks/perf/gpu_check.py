@@ -173,9 +173,20 @@ class Stages:
             self.torch.cuda.synchronize()
 
     # -- data ------------------------------------------------------------------------------
-    def images(self, n: int, size: int):
+    def images(self, side: int, batch: int) -> tuple[list, list, int]:
+        """(labeled, unlabeled items, classes): four synthetic micrographs of ``side`` px tiled
+        into images that hold two batches of ``side`` px patches (large synthetic images
+        cost too much memory to draw; the step time does not depend on the content)."""
+        from matssl_bench.data_api import LabeledImage, UnlabeledImage
         from matssl_bench.datasets.synthetic import SyntheticMicrographs
-        return SyntheticMicrographs(size=size, train=n, val=1, test=1, unlabeled=n)
+        import numpy as np
+        data = SyntheticMicrographs(size=side, train=4, val=1, test=1, unlabeled=0)
+        tiles = -(-2 * batch // 4)
+        reps = max(1, int(tiles ** 0.5 + 0.999))
+        labeled = [LabeledImage(item.name, np.tile(item.image, (reps, reps, 1)),
+                                np.tile(item.mask, (reps, reps)))
+                   for item in data.labeled_split('train')]
+        return labeled, [UnlabeledImage(i.name, i.image) for i in labeled], data.num_classes
 
     def loader(self, dataset, batch: int, workers: int):
         from mmengine.runner import Runner
@@ -186,21 +197,15 @@ class Stages:
     def pretrain_set(self):
         from matssl_bench.data.patches import TwoViewPatches
         side = self.ssl['patch_size']
-        data = self.images(4 if self.args.tiny else 8, self.image_size(side, self.ssl))
-        return TwoViewPatches(data.unlabeled_pool(), side, self.ssl.get('overlap', 0.0),
+        _, pool, _ = self.images(side, self.ssl['batch_size'])
+        return TwoViewPatches(pool, side, 0.0,
                               self.method.view_transform(self.ssl.get('crop_size', side)))
 
-    def finetune_set(self, data=None):
+    def finetune_set(self):
         from matssl_bench.data.patches import SegmentationPatches
         side = self.ft['patch_size']
-        data = data or self.images(4 if self.args.tiny else 8, self.image_size(side, self.ft))
-        return SegmentationPatches(data.labeled_split('train'), side), data.num_classes
-
-    def image_size(self, side: int, scale: dict) -> int:
-        """Images holding at least two batches of non-overlapping patches."""
-        images = 4 if self.args.tiny else 8
-        per_image = -(-2 * scale['batch_size'] // images)
-        return side * max(1, int(per_image ** 0.5 + 0.999))
+        labeled, _, classes = self.images(side, self.ft['batch_size'])
+        return SegmentationPatches(labeled, side), classes
 
     # -- timing ----------------------------------------------------------------------------
     def time_steps(self, step, batches: list) -> tuple[float, dict]:
@@ -332,7 +337,9 @@ def run_suite(args, work: Path) -> dict:
     if args.device == 'cpu':
         env['CUDA_VISIBLE_DEVICES'] = ''
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, str(REPO / 'tools' / 'run_benchmark.py'), *cmd,
+    # the module's main, so that an installed (non-editable) copy runs it too
+    runner = 'import sys; from matssl_bench.commands.run_benchmark import main; sys.exit(main())'
+    done = subprocess.run([sys.executable, '-c', runner, *cmd,
                            '--work-dir', str(work)], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f'run_benchmark.py exited {done.returncode}: '
