@@ -390,6 +390,9 @@ def check_all(args) -> dict:
             result['stages'][name] = dict(getattr(check, name)(),
                                           wall_s=round(time.perf_counter() - t0, 1))
             print(f'[gpu_check] {name}: {json.dumps(result["stages"][name])}', file=sys.stderr)
+            if args.out:  # what was measured survives a later crash or time-out
+                from matssl_bench.fileio.atomic import write_json_atomic
+                write_json_atomic(args.out, dict(result, ok=None))
         except Exception as err:  # noqa: BLE001
             result['errors'].append(dict(stage=name, error=f'{type(err).__name__}: {err}',
                                          traceback=traceback.format_exc()[-3000:]))
@@ -420,3 +423,7 @@ def _finish(result: dict, args, out) -> int:
         from matssl_bench.fileio.atomic import write_json_atomic
         write_json_atomic(args.out, result)
     return 0 if result['ok'] else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
