@@ -4,8 +4,9 @@ suite on real data, before anyone books GPU time. Prints one JSON object; exit 1
 What it needs: this checkout with its Python packages installed (``requirements.txt``: torch
 with CUDA, mmengine, mmsegmentation, mmselfsup, segmentation-models-pytorch, ...; bring them as
 wheels on a machine without internet), and for the real-data suite a small data subset in the
-layout of ``docs/datasets.md`` (e.g. ``MetalDAM/`` with a few labelled and unlabelled images),
-given by ``--data DIR`` or ``MATSSL_DATA``. Nothing is downloaded: no ImageNet weights are
+layout of ``docs/datasets.md``, given by ``--data DIR`` or ``MATSSL_DATA``: ``MetalDAM/`` with a
+few labelled and unlabelled images, and ``EBC/`` (the cpu suite keeps EBC's test images out of
+its pretraining pool, so without it the pretraining job is unavailable and the check fails). Nothing is downloaded: no ImageNet weights are
 needed (the stages start from random init; the step time does not depend on the weights).
 
 Stages, each under the paper suite's settings (``benchmarks/suites/paper.py``: ResNet-50, its
@@ -347,6 +348,12 @@ def run_suite(args, work: Path) -> dict:
     table = work / 'tables' / 'table4.csv'
     if not table.is_file():
         raise RuntimeError(f'the suite wrote no {table}')
+    records = [json.loads(p.read_text()) for p in sorted(work.glob('records/*/*.json'))]
+    failed = [r for r in records if r.get('status') != 'finished']
+    if failed or not records:  # every job must have run: a blocked or unavailable one is a failure
+        raise RuntimeError(f'{len(failed)} of {len(records)} jobs did not finish, e.g. '
+                           f'{failed[0].get("stage")} {failed[0].get("method")}: '
+                           f'{failed[0].get("reason")}' if failed else 'the suite wrote no record')
     return dict(command=cmd, wall_s=round(time.perf_counter() - t0, 1),
                 rows=table.read_text().count('\n') - 1, summary=done.stdout.strip().splitlines()[-1])
 

@@ -27,6 +27,8 @@ def table_entry(kind: str, stage: dict, settings: dict, measured: str) -> dict:
         entry.update(s_per_megapixel=stage['s_per_megapixel'], stride=stage['stride'])
     else:
         entry.update(s_per_sample=stage['s_per_sample'], batch_size=stage['batch_size'])
+    if stage.get('loader_headroom') is not None:  # below 1 the step waited for data
+        entry['loader_headroom'] = stage['loader_headroom']
     stage_settings = 'pretrain' if kind == 'pretrain' else 'finetune'
     entry['precision'] = settings['precision'][stage_settings]
     return entry

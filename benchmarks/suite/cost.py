@@ -209,6 +209,11 @@ def plan_gpu_hours(entries: list[dict], device: Optional[str] = None,
     dates = sorted({v.get('measured', '?') for arch in measured.values() for v in arch.values()})
     source = (f'measured step times on {device} ({step_times_path().name}, {", ".join(dates)}); '
               'other patch sizes scaled by pixel count; one GPU per job')
+    starved = sorted(f'{arch} {kind} {v["loader_headroom"]}' for arch, kinds in measured.items()
+                     for kind, v in kinds.items() if v.get('loader_headroom', 1.0) < 1.0)
+    if starved:
+        source += ('; compute only: at measurement the loader fed less than the step consumed '
+                   f'(loader headroom {", ".join(starved)}), so these stages take longer')
     if uncounted_eval:
         source += f'; validation and test not counted for {uncounted_eval} job(s) without data'
     return dict(gpu_hours=round(sum(by_stage.values()), 2), gpu_hours_to_run=round(to_run, 2),
