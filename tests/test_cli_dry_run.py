@@ -73,10 +73,11 @@ def test_paper_suite_without_data_or_weights_lists_everything_at_once(tmp_path, 
         if e['stage'] == 'finetune':
             assert e['train_images'] is None and e['test_images'] is None
             assert any(m['kind'] == 'data' and str(empty) in m['message'] for m in e['missing'])
-    # cost follows the work: the nine SSL jobs dominate the plan, as on a GPU
-    pretraining = sum(e['est_cost'] for e in entries if e['stage'] == 'pretrain')
-    assert pretraining > 0.75 * sum(e['est_cost'] for e in entries)
+    # cost follows the FLOPs: the U-Net++ decoder puts Aachen fine-tuning ahead of any SSL job
+    pretraining = [e['est_cost'] for e in entries if e['stage'] == 'pretrain']
+    assert sum(pretraining) < 0.5 * sum(e['est_cost'] for e in entries)
     by_set = {e['dataset']: e['est_cost'] for e in entries if e['stage'] == 'finetune'}
+    assert by_set['Aachen'] > max(pretraining)
     assert by_set['Aachen'] > by_set['MetalDAM'] > by_set['EBC-1']
 
 

@@ -79,3 +79,13 @@ def test_shipped_table_has_the_paper_recipe_on_a_measured_gpu():
     assert measured, 'benchmarks/suite/step_times.json has no ResNet-50 entries'
     for device in measured:
         assert {'pretrain', 'finetune', 'infer', 'sliding_window'} <= set(table[device]['resnet50'])
+
+
+def test_training_flops_count_the_decoder():
+    from matssl_bench.suite.cost import job_cost, step_gflops
+    encoder = step_gflops('pretrain', 'resnet50', 224)
+    unetpp = step_gflops('finetune', 'resnet50', 256)
+    assert 20 < encoder < 30 and 300 < unetpp < 400  # the decoder dominates a U-Net++ step
+    assert step_gflops('finetune', 'resnet50', 512) == 4 * unetpp
+    scale = dict(epochs=2, patch_size=256)
+    assert job_cost('finetune', 'resnet50', scale, 10) == 2 * 10 * unetpp / 1000

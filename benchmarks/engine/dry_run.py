@@ -158,7 +158,7 @@ def format_text(entries: list[dict]) -> str:
     n_pre = sum(e['stage'] == 'pretrain' for e in entries)
     total = sum(e['est_cost'] for e in entries) or 1.0
     lines = [f'{len(entries)} jobs ({n_pre} pretraining, {len(entries) - n_pre} fine-tuning); '
-             f'cost = patches x epochs x views x backbone x patch pixels (share of the plan)']
+             f'cost = TFLOP of training steps, U-Net++ decoder included (share of the plan)']
     for e in entries:
         counts = ''
         if e['stage'] == 'finetune':

@@ -1,7 +1,9 @@
-"""Cost of a job: relative (patches, epochs, views, backbone, patch size) and in GPU-hours
-(its work times step times measured per device and architecture)."""
+"""Cost of a job: its training work in TFLOP (patches, epochs, views, FLOPs of the encoder or
+the whole U-Net++ per sample) and in GPU-hours (its work, validation and test included, times
+step times measured per device and architecture)."""
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Iterable, Optional
@@ -10,6 +12,7 @@ from matssl_bench.data.patching import patch_grid
 from matssl_bench.errors import ConfigError
 from matssl_bench.registry import MICROGRAPH_SETS
 
+# The backbones a suite may name (relative encoder cost; job_cost counts FLOPs instead).
 ARCH_COST = dict(resnet18=1.0, resnet34=2.0, resnet50=2.3, resnet101=4.4, resnet152=6.5)
 
 # Typical public sets, for the cost of a job whose data folder is missing:
@@ -70,14 +73,45 @@ def typical_split_sizes(cfg: dict, protocol: Optional[str]) -> dict:
     return dict(train=train, val=[shape] * val, test=[shape] * test)
 
 
+DEFAULT_DECODER = (256, 128, 64, 32, 16)  # evaluation/segmenter.py's default
+FLOP_SIDE = 64  # convolution FLOPs grow with pixels: counted once at 64 px, then scaled
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_gflops(stage: str, arch: str, decoder_channels: tuple) -> float:
+    """Forward GFLOP of one 64 px sample: the ResNet encoder (SSL: one view) or the whole
+    U-Net++ (encoder and decoder), counted by torch's FlopCounterMode on the meta device."""
+    import torch
+    import torchvision
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device('meta'):
+        if stage == 'pretrain':
+            model = getattr(torchvision.models, arch)()
+        else:
+            import segmentation_models_pytorch as smp
+            model = smp.UnetPlusPlus(arch, encoder_weights=None, classes=2,
+                                     decoder_channels=decoder_channels)
+        with FlopCounterMode(display=False) as counter:
+            model(torch.empty(1, 3, FLOP_SIDE, FLOP_SIDE))
+    return counter.get_total_flops() / 1e9
+
+
+def step_gflops(stage: str, arch: str, side: int, decoder_channels=None) -> float:
+    """GFLOP of one training sample (forward + backward ~ 3x forward) at ``side`` px: ResNet-50
+    SSL ~24.7 per view at 224 px; its U-Net++ ~345 per patch at 256 px (the decoder dominates)."""
+    decoder = tuple(decoder_channels or DEFAULT_DECODER)
+    return 3 * _forward_gflops(stage, arch, decoder) * (side / FLOP_SIDE) ** 2
+
+
 def job_cost(stage: str, arch: str, scale: dict, patches: int) -> float:
-    """Relative work of a job: patches x epochs x views x backbone factor x pixels per
-    (cropped) patch in 64x64 units, in thousands. A ResNet-50 SSL epoch over the paper's
-    ~30,000 patches at 224 px weighs as much as ~160 fine-tuning epochs on MetalDAM."""
+    """Training work of a job in TFLOP: patches x epochs x views x FLOPs of a training sample
+    (SSL: the encoder per view at the crop size; fine-tuning: encoder and U-Net++ decoder at
+    the patch size). Validation and test passes are left out here (GPU-hours count them)."""
     side = (scale.get('crop_size') or scale['patch_size']) if stage == 'pretrain' \
         else scale['patch_size']
-    return (patches * scale['epochs'] * VIEWS[stage] * ARCH_COST.get(arch, 2.0)
-            * (side / 64) ** 2 / 1000)
+    return (patches * scale['epochs'] * VIEWS[stage]
+            * step_gflops(stage, arch, side, scale.get('decoder_channels')) / 1000)
 
 
 def estimated_cost(stage: str, arch: str, scale: dict, cfgs: list[dict]) -> float:
@@ -187,12 +221,14 @@ def plan_gpu_hours(entries: list[dict], device: Optional[str] = None,
     device = device or default_cost_device(table)
     measured = table.get(device, {}) if device else {}
     missing, by_stage, to_run = set(), {'pretrain': 0.0, 'finetune': 0.0}, 0.0
+    used = set()  # (arch, kind) the plan needs
     uncounted_eval = 0
     for e in entries:
         work = e['work']
         uncounted_eval += not work.get('eval_counted', True)
         seconds = 0.0
         for step in work['steps']:
+            used.add((work['arch'], step['kind']))
             entry = measured.get(work['arch'], {}).get(step['kind'])
             if entry is None:
                 missing.add(f'{device or "no GPU named"}/{work["arch"]}/{step["kind"]}')
@@ -209,8 +245,9 @@ def plan_gpu_hours(entries: list[dict], device: Optional[str] = None,
     dates = sorted({v.get('measured', '?') for arch in measured.values() for v in arch.values()})
     source = (f'measured step times on {device} ({step_times_path().name}, {", ".join(dates)}); '
               'other patch sizes scaled by pixel count; one GPU per job')
-    starved = sorted(f'{arch} {kind} {v["loader_headroom"]}' for arch, kinds in measured.items()
-                     for kind, v in kinds.items() if v.get('loader_headroom', 1.0) < 1.0)
+    starved = sorted(f'{arch} {kind} {measured[arch][kind]["loader_headroom"]}'
+                     for arch, kind in used
+                     if measured[arch][kind].get('loader_headroom', 1.0) < 1.0)
     if starved:
         source += ('; compute only: at measurement the loader fed less than the step consumed '
                    f'(loader headroom {", ".join(starved)}), so these stages take longer')
