@@ -27,6 +27,7 @@ SUITE_KEYS: dict[str, tuple[Any, str]] = dict(
     pretrain_seeds=(None, 'SSL seeds the fine-tuning seeds share, in turn (None: each its own)'),
     backbone=('resnet50', 'ResNet encoder of every method: resnet18/34/50/101/152'),
     ssl_init=('imagenet', "encoder SSL methods start from: 'imagenet', 'micronet' or 'random'"),
+    plugins=([], 'plugin modules imported first: dotted names or .py paths relative to the suite'),
     data_root=(None, 'conventional variable for the data folder; not read by the suite runner'),
     method_cfg=({}, 'per-method settings on top of the plugin defaults: {method: {key: value}}'),
     pretrain_sets=({}, 'pretraining set name -> list of data-set configs (each may add overlap=)'),
