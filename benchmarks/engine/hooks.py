@@ -230,7 +230,7 @@ class TrackingHook(Hook):
         if self._losses and self._visualizer(runner):
             self._visualizer(runner).add_scalar('train/epoch_loss',
                                                 sum(self._losses) / len(self._losses),
-                                                step=runner.epoch)
+                                                step=runner.epoch + 1)
         self._losses = []
 
 

@@ -214,7 +214,7 @@ class SuiteRunner:
                        protocol=job.spec.get('protocol') or self.suite.protocol,
                        key=job.key, scale=scale, method_cfg=method.config())
         return dict(run_name=run_name(job), root=str(self.work_dir), hparams=hparams,
-                    experiment=f'matssl-bench/{self.suite.suite_name}')
+                    experiment=f'matssl-bench-{self.suite.suite_name}')
 
     def _base_record(self, job: Job) -> dict:
         method = self._method(job.method)
