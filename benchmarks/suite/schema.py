@@ -208,7 +208,9 @@ def resolve_method_names(pattern: str, where: str) -> list[str]:
 
     registered = sorted(METHODS.module_dict)
     if any(c in pattern for c in '*?['):
-        names = [n for n in registered if fnmatch.fnmatch(n, pattern)]
+        # methods that need settings of their own (Checkpoint: path=) only run when named
+        names = [n for n in registered if fnmatch.fnmatch(n, pattern)
+                 and getattr(METHODS.get(n), 'matched_by_patterns', True)]
         if not names:
             raise ConfigError(f'{where}: method pattern {pattern!r} matches no registered method '
                               f'(registered: {", ".join(registered)})')
