@@ -92,3 +92,35 @@ def test_unknown_method_suggests_plugin(tmp_path):
         validate_args(_args(methods=['BYOL']), suite)
     with pytest.raises(BenchmarkError, match='registered but no row of this suite uses it'):
         validate_args(_args(methods=['MatSSL']), suite)
+
+
+def test_docs_byol_plugin_runs_from_the_suite_with_ema_target(tmp_path):
+    """docs/methods.md's BYOL example, declared by the suite: EMA target, a table row."""
+    import re
+    import torch
+    import pandas as pd
+    from conftest import REPO, run_cli
+    from matssl_bench.suite.plan import build_method
+
+    docs = (REPO / 'docs' / 'methods.md').read_text()
+    code = re.search(r'```python\n(# byol\.py.*?)```', docs, re.S).group(1)
+    name = f'BYOL{uuid.uuid4().hex[:6]}'
+    (tmp_path / 'byol.py').write_text(code.replace('class BYOL(', f'class {name}('))
+    suite = write_tiny_suite(tmp_path, methods=name, epochs=1)
+    suite.write_text(suite.read_text() + "plugins = ['byol.py']\n"
+                     f"method_cfg['{name}'] = dict(hidden_dim=32, out_dim=16, momentum=0.5)\n")
+    method = build_method(load_suite(str(suite)), name)
+    model = method.build_model('resnet18', None).train()
+    before = [p.clone() for p in model.target.parameters()]
+    with torch.no_grad():
+        next(model.backbone.parameters()).add_(1.0)  # as if an optimiser step moved it
+    loss = model([torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)], mode='loss')['loss']
+    assert torch.isfinite(loss)
+    moved = next(model.target.parameters())
+    assert torch.allclose(moved, 0.5 * before[0] + 0.5 * next(model.backbone.parameters()))
+    assert not any(p.requires_grad for p in model.target.parameters())
+
+    out = run_cli('--suite', str(suite), '--work-dir', str(tmp_path / 'work'), '--threads', '1')
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = pd.read_csv(tmp_path / 'work' / 'tables' / 'table4.csv')
+    assert list(table['method']) == ['BYOL'] and 0 < table['mean'].iloc[0] <= 100
