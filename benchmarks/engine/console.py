@@ -69,16 +69,18 @@ def library_output_to(log_path: Path) -> Iterator[Path]:
     global _log_stream
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    # both append (O_APPEND): lines of the handler and of the redirected stdout interleave
     with open(log_path, 'a', buffering=1, encoding='utf-8') as stream:
-        handler = logging.StreamHandler(stream)
+        handler = logging.FileHandler(log_path, encoding='utf-8')
         handler.setFormatter(logging.Formatter('%(asctime)s %(name)s %(levelname)s %(message)s'))
+        handler.setLevel(logging.INFO)  # registry look-ups (DEBUG) would bury the warnings
         changed: list[tuple[logging.Handler, int]] = []
         for logger in _mm_loggers():
             for h in logger.handlers:
                 if type(h) is logging.StreamHandler:  # noqa: E721 - not file handlers
                     changed.append((h, h.level))
                     h.setLevel(logging.ERROR)
-            logger.addHandler(_as_file_handler(stream))
+            logger.addHandler(handler)  # a FileHandler: mmengine's weight-init dump goes here
         warnings_logger = logging.getLogger('py.warnings')
         warnings_logger.addHandler(handler)
         warnings_logger.propagate = False
@@ -94,20 +96,10 @@ def library_output_to(log_path: Path) -> Iterator[Path]:
             warnings_logger.propagate = True
             for h, level in changed:
                 h.setLevel(level)
-            for logger in _mm_loggers():
-                logger.handlers = [h for h in logger.handlers
-                                   if getattr(h, 'stream', None) is not stream]
-
-
-def _as_file_handler(stream: TextIO) -> logging.FileHandler:
-    """A FileHandler writing to an open stream: mmengine's weight-init dump looks for one."""
-    handler = logging.FileHandler.__new__(logging.FileHandler)
-    logging.StreamHandler.__init__(handler, stream)
-    handler.baseFilename = getattr(stream, 'name', '')
-    handler.mode, handler.encoding, handler.errors, handler.delay = 'a', 'utf-8', None, False
-    handler.setFormatter(logging.Formatter('%(asctime)s %(name)s %(levelname)s %(message)s'))
-    handler.setLevel(logging.INFO)  # registry look-ups (DEBUG) would bury the warnings
-    return handler
+            for logger in _mm_loggers():  # ours, and job loggers bound to the redirected stdout
+                logger.handlers = [h for h in logger.handlers if h is not handler
+                                   and getattr(h, 'stream', None) is not stream]
+            handler.close()
 
 
 def run_name(job) -> str:
