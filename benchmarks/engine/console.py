@@ -143,16 +143,17 @@ class SuiteProgress:
         self.work_done = 0.0
         self.start = time.monotonic()
         self.enabled = enabled
+        self.suite_name = suite_name
         self.bar = None
         if enabled and interactive():
             self.bar = tqdm(total=self.total, desc=f'suite {suite_name}', dynamic_ncols=True,
                             smoothing=0, file=sys.stderr,
-                            bar_format='{desc} {percentage:3.0f}%|{bar:16}| {postfix} '
-                                       '[{elapsed}<{remaining}]')
+                            bar_format='{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]')
 
     def started(self, job) -> None:
         if self.bar is not None:
-            self.bar.set_postfix_str(f'{self.done + 1}/{self.count} {run_name(job)}')
+            self.bar.set_description_str(
+                f'suite {self.suite_name} {self.done + 1}/{self.count} {run_name(job)}')
 
     def finished(self, job, status: str, seconds: float) -> None:
         """Count ``job`` as done; a cached job takes its cost out of the work to do."""
