@@ -352,9 +352,10 @@ class RunStateHook(Hook):
         self._last_saved = time.monotonic()
         # a per-process temporary name: two writers never share a half-written file
         tmp_name = f'.resume.pth.{socket.gethostname()}.{os.getpid()}.tmp'
+        schedulers = bool(getattr(runner, 'param_schedulers', None))  # none: no warning
         try:
             runner.save_checkpoint(str(self.out_dir), tmp_name, save_optimizer=True,
-                                   save_param_scheduler=bool(runner.param_schedulers),
+                                   save_param_scheduler=schedulers,
                                    meta=dict(epoch=completed_epochs, iter=runner.iter))
             if is_main_process():
                 os.replace(self.out_dir / tmp_name, self.resume_path)
