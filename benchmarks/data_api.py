@@ -82,7 +82,8 @@ class MicrographSet:
                     palette=[list(c) for c in self.palette],
                     published_mean_classes=(list(self.published_mean_classes)
                                             if self.published_mean_classes is not None else None),
-                    **({} if self.pixel_size_um is None else dict(pixel_size_um=self.pixel_size_um)))
+                    **({} if self.pixel_size_um is None
+                       else dict(pixel_size_um=self.pixel_size_um)))
 
 
 def validate_pair(item: LabeledImage, num_classes: int, source: str = '') -> None:

@@ -60,7 +60,8 @@ def test_corrupt_record_resume_checkpoint_and_weight_file_each_cost_one_line(tmp
     assert bad_resume.with_name('resume.pth.corrupt').is_file()
     # one terminal line per seed naming the run; the full reason in the run's log file
     weight_lines = [line for line in result.stderr.splitlines()
-                    if re.match(r'finetune/SupervisedImageNet/synthetic/seed\d unavailable: ', line)]
+                    if re.match(r'finetune/SupervisedImageNet/synthetic/seed\d unavailable: ',
+                                line)]
     assert len(weight_lines) == 2, weight_lines
     (log,) = (work / 'logs').glob('run-*.log')
     logged = [line for line in log.read_text().splitlines() if 'unavailable: ' in line]

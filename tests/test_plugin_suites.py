@@ -57,7 +57,8 @@ def test_comment_edit_keeps_the_jobs_a_code_edit_reruns_them(plugin_suite):
     before = _keys(suite)
     source = plugin.read_text()
     plugin.write_text(source.replace('# the start encoder', '# a reworded comment')
-                      .replace('"""Random weights."""', '"""Random weights, documented.\n\n    More.\n    """')
+                      .replace('"""Random weights."""',
+                               '"""Random weights, documented.\n\n    More.\n    """')
                       + '\n\n# trailing comment\n')
     assert _keys(suite) == before
     plugin.write_text(source.replace("init='random'", "init='random', weights_path=None"))
