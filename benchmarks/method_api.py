@@ -16,7 +16,8 @@ import torch
 from mmengine.model import BaseModel
 
 from matssl_bench.models.encoders import (build_resnet, encoder_state_of,
-                                          load_encoder_state, stage_channels)
+                                          load_encoder_state, read_state_dict, stage_channels)
+from matssl_bench.models.foreign_checkpoints import convert_state
 from matssl_bench.models.losses import nt_xent
 from matssl_bench.models.mmselfsup_bridge import (build_mmselfsup_model,
                                                   momentum_contrast_cfg)
@@ -31,7 +32,7 @@ EncoderState = dict[str, torch.Tensor]
 # What a method plugin may import from here.
 __all__ = ['PretrainingMethod', 'SSLMethod', 'EncoderState', 'INITS', 'build_resnet',
            'load_encoder_state', 'stage_channels', 'nt_xent', 'build_mmselfsup_model',
-           'momentum_contrast_cfg']
+           'momentum_contrast_cfg', 'read_state_dict', 'convert_state', 'file_sha256']
 INITS = ('imagenet', 'micronet', 'random')
 
 

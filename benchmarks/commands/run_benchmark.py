@@ -239,6 +239,9 @@ def _main(args: argparse.Namespace, out) -> int:
     if args.vis_backend != 'local':
         from matssl_bench.engine.hooks import visualizer_cfg
         visualizer_cfg(args.vis_backend)  # a missing package stops the run before any job
+    from matssl_bench.engine.console import library_output_to, run_log_path
+    from matssl_bench.report.summary import run_summary
+
     runner = SuiteRunner(suite, work_dir, args.launcher, vis_backend=args.vis_backend,
                          keep_checkpoints=args.keep_checkpoints, threads=args.threads)
     if runner.rank == 0:
@@ -246,16 +249,18 @@ def _main(args: argparse.Namespace, out) -> int:
     if args.job:
         return run_single_job(runner, jobs, out)
     start = time.time()
-    outcomes = runner.run(jobs)
+    log_file = run_log_path(work_dir)
+    if runner.rank == 0:
+        print(f'{len(jobs)} jobs; library messages go to {log_file}', file=sys.stderr)
+    with library_output_to(log_file):
+        outcomes = runner.run(jobs)
     if runner.rank != 0:
         return 0
     written = make_report(work_dir)
-    for name, paths in written.items():
-        if name != 'figures':
-            print(next(p for p in paths if p.suffix == '.md').read_text(), file=out)
     counts = {s: sum(o.status == s for o in outcomes) for s in sorted({o.status for o in outcomes})}
     print(f'{len(outcomes)} jobs: {", ".join(f"{n} {s}" for s, n in counts.items())}; '
-          f'{time.time() - start:.1f} s. Tables and figures in {work_dir / "tables"}', file=out)
+          f'{time.time() - start:.1f} s.\n', file=out)
+    print(run_summary(written, log_file), file=out)
     return 0
 
 
