@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Regenerate tables (CSV, Markdown, LaTeX) and figures from stored records, without training.
 
-    python tools/make_tables.py --work-dir work_dirs/paper [--out results/paper] [--all-records]
+    python tools/make_tables.py --work-dir work_dirs/paper [--out results/paper] [--formats svg pdf]
+                                [--all-records]
 
 --work-dir is a work dir (records/) or a results folder holding records.jsonl.gz. With --out,
 the records (compressed, no weights) and suite.json are written beside the tables, so the
@@ -15,6 +16,7 @@ from pathlib import Path
 from matssl_bench.fileio.atomic import atomic_write
 from matssl_bench.report.build import (SUITE_META, export_records, has_records, load_records,
                                        make_report)
+from matssl_bench.report.figures import FIGURE_FORMATS
 
 
 def main() -> int:
@@ -22,6 +24,8 @@ def main() -> int:
     parser.add_argument('--work-dir', type=Path, required=True)
     parser.add_argument('--out', type=Path, help='output folder (default: WORK_DIR/tables); '
                         'also receives records.jsonl.gz and suite.json')
+    parser.add_argument('--formats', nargs='+', default=['png'], choices=FIGURE_FORMATS,
+                        help='figure formats besides png (svg, pdf: vector copies beside each png)')
     parser.add_argument('--all-records', action='store_true',
                         help='tabulate records of other configurations of a row as rows of '
                              'their own (default: the current plan\'s configuration only)')
@@ -36,7 +40,8 @@ def main() -> int:
         return 2
     start = time.time()
     try:
-        written = make_report(args.work_dir, args.out, all_records=args.all_records)
+        written = make_report(args.work_dir, args.out, tuple(args.formats),
+                              all_records=args.all_records)
         if args.out is not None and args.out.resolve() != args.work_dir.resolve():
             written['records'] = [export_records(load_records(args.work_dir), args.out)]
             if (args.work_dir / SUITE_META).is_file():
@@ -53,6 +58,10 @@ def main() -> int:
     for kind, paths in written.items():
         for path in paths:
             print(f'{kind:10s} {path}')
+            if kind == 'figures':
+                for fmt in args.formats:
+                    if fmt != 'png' and path.with_suffix(f'.{fmt}').is_file():
+                        print(f'{kind:10s} {path.with_suffix(f".{fmt}")}')
     print(f'done in {time.time() - start:.1f} s')
     return 0
 

@@ -18,7 +18,8 @@ from mmengine.config import Config
 from matssl_bench.data.sources import build_micrograph_set
 from matssl_bench.errors import BenchmarkError
 from matssl_bench.data.image_io import image_size
-from matssl_bench.suite.cost import job_cost, patch_count, source_overlap, typical_sizes
+from matssl_bench.suite.cost import (job_cost, job_work, patch_count, source_overlap,
+                                     typical_sizes, typical_split_sizes)
 from matssl_bench.suite.plan import Job, build_method
 from matssl_bench.engine.records import RecordStore
 from matssl_bench.suite.job_key import canonical_json
@@ -118,6 +119,11 @@ def inspect_plan(suite: Config, jobs: list[Job], work_dir: Path) -> list[dict]:
                                                    scale.get('rescale')))
         entry.update(patches=patches, patches_counted=counted,
                      est_cost=round(job_cost(job.stage, job.spec['arch'], scale, patches), 3))
+        # in the units of the measured step times (suite/cost.py: GPU-hours)
+        entry['work'] = job_work(job.stage, job.spec['arch'], scale, patches,
+                                 job.spec.get('protocol'),
+                                 None if job.stage == 'pretrain' else sizes or typical_split_sizes(
+                                     job.spec['data'], job.spec['protocol']))
         parent = entries.get(job.depends_on) if job.depends_on else None
         if store.finished(job.stage, job.key) is not None:
             entry['status'] = 'cached'
@@ -152,7 +158,7 @@ def format_text(entries: list[dict]) -> str:
     n_pre = sum(e['stage'] == 'pretrain' for e in entries)
     total = sum(e['est_cost'] for e in entries) or 1.0
     lines = [f'{len(entries)} jobs ({n_pre} pretraining, {len(entries) - n_pre} fine-tuning); '
-             f'cost = patches x epochs x views x backbone x patch pixels (share of the plan)']
+             f'cost = TFLOP of training steps, U-Net++ decoder included (share of the plan)']
     for e in entries:
         counts = ''
         if e['stage'] == 'finetune':

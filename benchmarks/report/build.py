@@ -19,8 +19,8 @@ from matssl_bench.engine.records import RecordStore, record_problem
 from matssl_bench.evaluation import statistics as stats
 from matssl_bench.fileio.atomic import atomic_write, write_json_atomic
 from matssl_bench.report.configurations import job_slot, select
-from matssl_bench.report.figures import (miou_intervals, prediction_overlays, ranking_figure,
-                                         validation_curves)
+from matssl_bench.report.figures import (figure_formats, miou_intervals, prediction_overlays,
+                                         ranking_figure, validation_curves)
 from matssl_bench.report.tables import (DEFAULT_BASELINE, finetune_tables, pairwise_table,
                                         per_class_table, quoted_table, ranking_table, write_table)
 from matssl_bench.report.variant_tables import protocol_run, write_protocol_tables
@@ -87,9 +87,18 @@ def export_records(records: list[dict], out_dir: Path) -> Path:
 
 
 def make_report(work_dir: Path, out_dir: Optional[Path] = None,
+                formats: tuple[str, ...] = ('png',),
                 all_records: bool = False) -> dict[str, list[Path]]:
-    """Every table and figure of ``work_dir``; ``all_records``: each configuration of a row
-    its own row (default: the current plan's, see :mod:`.configurations`)."""
+    """Write every table and figure of ``work_dir``'s records to ``out_dir`` (default
+    ``WORK_DIR/tables``); figures as png plus any of svg/pdf in ``formats``; ``all_records``:
+    each configuration of a row its own row (default: the current plan's, see
+    :mod:`.configurations`). Returns the paths written per table name (figures: their png
+    paths under ``'figures'``)."""
+    with figure_formats(formats):
+        return _make_report(work_dir, out_dir, all_records)
+
+
+def _make_report(work_dir: Path, out_dir: Optional[Path], all_records: bool) -> dict[str, list[Path]]:
     work_dir = Path(work_dir)
     out_dir = Path(out_dir or work_dir / 'tables')
     meta_path = work_dir / SUITE_META

@@ -19,6 +19,7 @@ from matssl_bench.suite.code_digest import method_code_digest
 from matssl_bench.data.sources import manifest_hashes, protected_splits
 from matssl_bench.errors import ConfigError
 from matssl_bench.method_api import PretrainingMethod
+from matssl_bench.plugins import import_user_plugin
 from matssl_bench.suite.precision import check_precision
 from matssl_bench.suite.variants import check_finetune_settings, label_draws
 from matssl_bench.suite.cost import estimated_cost
@@ -74,10 +75,24 @@ def load_suite(name_or_path: str, cfg_options: Optional[dict] = None) -> Config:
                           f'{" ".join(str(err).split())})') from err
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    import_suite_plugins(cfg, path)
     cfg.suite_name = cfg.get('suite_name', path.stem)
     validate_suite(cfg, f'suite {path}')
     apply_defaults(cfg)
     return cfg
+
+
+def import_suite_plugins(suite: Config, path: Path) -> None:
+    """Import the suite's ``plugins``: dotted module names, or .py paths relative to the
+    suite file, so that its methods and readers register before the suite is checked."""
+    plugins = suite.get('plugins', [])
+    if not isinstance(plugins, (list, tuple)) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError(f'suite {path}: plugins must be a list of module names or .py paths, '
+                          f'got {plugins!r}')
+    for i, plugin in enumerate(plugins):
+        if plugin.endswith('.py'):
+            plugin = str((path.parent / plugin).resolve())
+        import_user_plugin(plugin, f'suite {path}: plugins[{i}]')
 
 
 def build_method(suite: Config, name: str) -> PretrainingMethod:
