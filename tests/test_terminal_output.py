@@ -34,8 +34,12 @@ def test_tiny_suite_output_fits_120_columns(tmp_path):
     # the summary: one line per row, footnotes, other tables named, not printed
     lines = out.stdout.splitlines()
     assert any(line.startswith('table4: 3 rows') for line in lines)
-    assert any(re.match(r'synthetic\s+MicroNet\s+n/a\s+.*\b1\b', line) for line in lines)
-    assert any(line.startswith('  [1] MicroNet') and '<URL>' in line for line in lines)
+    assert any(re.match(r'synthetic\s+MicroNet\s+n/a\s+.*\b\d\b', line) for line in lines)
+    assert any(re.match(r'  \[\d\] MicroNet', line) and '<URL>' in line for line in lines)
+    # one seed: no interval, no verdict, a footnote says why
+    assert any(re.match(r'  \[\d\] 1 seed: seed-to-seed variance not estimable', line)
+               for line in lines)
+    assert not any(re.search(r'\b(better|worse)\b', line) for line in lines)
     assert 'table4_per_class_iou' in out.stdout and '|---' not in out.stdout
     assert lines[-1].startswith('Open first: ') and (tmp_path / lines[-1].split()[2]).is_file()
 
