@@ -40,8 +40,8 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import stdtrit  # t quantiles, fast
 
-from matssl_bench.evaluation.metrics import (AUTHORS_BATCH, authors_batch_scores, canonical_convention,
-                                             pooled_scores, unit_scores)
+from matssl_bench.evaluation.metrics import (AUTHORS_BATCH, authors_batch_scores,
+                                             canonical_convention, pooled_scores, unit_scores)
 
 N_RESAMPLES = 2_000
 BOOTSTRAP_SEED = 0
@@ -155,7 +155,8 @@ def replicates(clusters: Optional[Sequence], seeds: int) -> tuple[int, str]:
 @lru_cache(maxsize=16)
 def _image_draws(images: int, n_resamples: int, bootstrap_seed: int) -> np.ndarray:
     """(R, m) drawn image indices: one multiset per resample, shared by all seeds and rows."""
-    return np.random.default_rng([bootstrap_seed, images]).integers(0, images, (n_resamples, images))
+    rng = np.random.default_rng([bootstrap_seed, images])
+    return rng.integers(0, images, (n_resamples, images))
 
 
 @lru_cache(maxsize=16)

@@ -98,7 +98,8 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None,
         return _make_report(work_dir, out_dir, all_records)
 
 
-def _make_report(work_dir: Path, out_dir: Optional[Path], all_records: bool) -> dict[str, list[Path]]:
+def _make_report(work_dir: Path, out_dir: Optional[Path],
+                 all_records: bool) -> dict[str, list[Path]]:
     work_dir = Path(work_dir)
     out_dir = Path(out_dir or work_dir / 'tables')
     meta_path = work_dir / SUITE_META

@@ -206,8 +206,9 @@ def ranking_figure(ranking, out_dir: Path) -> list[Path]:
     for i, row in ranking.reset_index(drop=True).iterrows():
         low, high = row['rank_ci95_low'], row['rank_ci95_high']
         if np.isfinite(low) and np.isfinite(high):
-            ax.errorbar(row['mean rank'], i, xerr=[[row['mean rank'] - low], [high - row['mean rank']]],
-                        fmt='o', color='C0', capsize=3)
+            mean = row['mean rank']
+            ax.errorbar(mean, i, xerr=[[mean - low], [high - mean]], fmt='o', color='C0',
+                        capsize=3)
         else:
             ax.plot(row['mean rank'], i, 'x', color='C3')
     ax.set_yticks(range(len(ranking)))
