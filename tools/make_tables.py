@@ -40,10 +40,11 @@ def main() -> int:
         return 2
     start = time.time()
     try:
+        records = load_records(args.work_dir)
         written = make_report(args.work_dir, args.out, tuple(args.formats),
-                              all_records=args.all_records)
+                              all_records=args.all_records, records=records)
         if args.out is not None and args.out.resolve() != args.work_dir.resolve():
-            written['records'] = [export_records(load_records(args.work_dir), args.out)]
+            written['records'] = [export_records(records, args.out)]
             if (args.work_dir / SUITE_META).is_file():
                 meta = (args.work_dir / SUITE_META).read_bytes()
                 atomic_write(args.out / SUITE_META, lambda tmp: tmp.write_bytes(meta))

@@ -87,24 +87,25 @@ def export_records(records: list[dict], out_dir: Path) -> Path:
 
 
 def make_report(work_dir: Path, out_dir: Optional[Path] = None,
-                formats: tuple[str, ...] = ('png',),
-                all_records: bool = False) -> dict[str, list[Path]]:
+                formats: tuple[str, ...] = ('png',), all_records: bool = False,
+                records: Optional[list[dict]] = None) -> dict[str, list[Path]]:
     """Write every table and figure of ``work_dir``'s records to ``out_dir`` (default
     ``WORK_DIR/tables``); figures as png plus any of svg/pdf in ``formats``; ``all_records``:
     each configuration of a row its own row (default: the current plan's, see
-    :mod:`.configurations`). Returns the paths written per table name (figures: their png
-    paths under ``'figures'``)."""
+    :mod:`.configurations`); ``records``: the work dir's records, if already loaded.
+    Returns the paths written per table name (figures: their png paths under
+    ``'figures'``)."""
     with figure_formats(formats):
-        return _make_report(work_dir, out_dir, all_records)
+        return _make_report(work_dir, out_dir, all_records, records)
 
 
-def _make_report(work_dir: Path, out_dir: Optional[Path],
-                 all_records: bool) -> dict[str, list[Path]]:
+def _make_report(work_dir: Path, out_dir: Optional[Path], all_records: bool,
+                 everything: Optional[list[dict]]) -> dict[str, list[Path]]:
     work_dir = Path(work_dir)
     out_dir = Path(out_dir or work_dir / 'tables')
     meta_path = work_dir / SUITE_META
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else dict(quoted=[], notes='')
-    everything = load_records(work_dir)
+    everything = load_records(work_dir) if everything is None else everything
     plan = (meta.get('plan') or {}).values() if meta.get('plan') else None
     selection = select(everything, plan, all_records)
     pretraining = [r for r in selection.records if r.get('stage') == 'pretrain']
