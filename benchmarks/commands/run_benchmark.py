@@ -73,6 +73,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--seeds', type=int, nargs='+', help='seeds (default: the suite\'s)')
     p.add_argument('--methods', nargs='+', help='glob patterns of method names to run')
     p.add_argument('--datasets', nargs='+', help='glob patterns of fine-tuning sets to run')
+    p.add_argument('--pretrain-sets', nargs='+', metavar='PATTERN',
+                   help='glob patterns of pretraining sets to run, or of their sources: '
+                   '--pretrain-sets MetalDAM narrows every pool to its MetalDAM part (a pool '
+                   'left empty is not run); rows without pretraining always run')
     p.add_argument('--rows', type=int, nargs='+', help='indices of suite rows to run')
     p.add_argument('--protocol', choices=['published', 'clean'],
                    help="model selection and mIoU convention (default: the suite's)")
@@ -192,7 +196,7 @@ def _main(args: argparse.Namespace, out) -> int:
             suite.scale[stage]['precision'] = args.precision
     validate_args(args, suite)
     jobs = expand(suite, seeds=args.seeds, methods=args.methods, datasets=args.datasets,
-                  rows=args.rows)
+                  rows=args.rows, pretrain_sets=args.pretrain_sets)
     check_selection(jobs, args)
     work_dir = args.work_dir or Path('work_dirs') / suite.suite_name
     if args.dry_run:

@@ -43,6 +43,20 @@ def build_micrograph_set(cfg: dict, protocol: Optional[str] = None) -> Micrograp
     return MICROGRAPH_SETS.build(cfg)
 
 
+def source_label(cfg: dict) -> str:
+    """A pool source's short name: its ``source`` option, an EBC subset, the reader's source
+    name (``Aachen``, ``UHCS``, ``MetalDAM``) or else its type."""
+    cls = MICROGRAPH_SETS.get(cfg['type'])
+    return str(cfg.get('source') or cfg.get('subset') or getattr(cls, 'source', None)
+               or cfg['type'])
+
+
+def pool_label(sources: Sequence[dict]) -> str:
+    """The name a pool's real sources give it: ``Aachen+UHCS+MetalDAM``; a source listed
+    twice is named once."""
+    return '+'.join(dict.fromkeys(source_label(c) for c in sources))
+
+
 def build_pool(sources: Sequence[dict],
                exclude_test_images_of: Sequence[dict]) -> tuple[list[UnlabeledImage], int]:
     """The pretraining pool of ``sources`` and the number of test images left out.
