@@ -199,14 +199,23 @@ def _main(args: argparse.Namespace, out) -> int:
                   rows=args.rows, pretrain_sets=args.pretrain_sets)
     check_selection(jobs, args)
     work_dir = args.work_dir or Path('work_dirs') / suite.suite_name
+    from matssl_bench.engine.dry_run import (blocking_problems, format_text, inspect_plan,
+                                             plan_report)
     if args.dry_run:
-        from matssl_bench.engine.dry_run import format_text, inspect_plan
-
-        entries = inspect_plan(suite, jobs, work_dir)
-        print(json.dumps(entries, indent=2) if args.format == 'json' else format_text(entries),
+        report = plan_report(inspect_plan(suite, jobs, work_dir, args.suite))
+        print(json.dumps(report, indent=2) if args.format == 'json' else format_text(report),
               file=out)
-        return 0
+        # data that is there but unusable is an error; absent resources are only listed
+        return 2 if blocking_problems(report) else 0
     check_work_dir(work_dir)
+    # data checked before any training: label values, split lists, images vs patch size
+    problems = blocking_problems(plan_report(inspect_plan(suite, jobs, work_dir, args.suite)))
+    if problems:
+        for line in problems:
+            print(f'error: {line}', file=sys.stderr)
+        print(f'error: {len(problems)} data problem(s); nothing was run '
+              '(--dry-run lists the whole plan)', file=sys.stderr)
+        return 2
     if args.break_locks:
         for path in break_locks(Path(work_dir) / 'locks'):
             print(f'removed lock {path}', file=sys.stderr)

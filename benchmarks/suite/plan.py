@@ -263,6 +263,7 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                 if pretrain_key not in pretrain_jobs:
                     job = Job('pretrain', pretrain_key, row['method'], pretrain_set, None,
                               pretrain_seed, spec,
+                              row=dict(overrides=pool.changes) if pool.changes else {},
                               est_cost=estimated_cost('pretrain', arch, scale['pretrain'],
                                                       list(spec['sources'])))
                     pretrain_jobs[pretrain_key] = job
