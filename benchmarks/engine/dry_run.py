@@ -299,8 +299,8 @@ def format_text(report: dict) -> str:
                 lines += _wrap(f'from: {m["url"]}', '    ')
     if report['invalid']:
         lines.append(f'data to fix before running ({len(report["invalid"])}):')
-        for m in report['invalid']:
-            lines += _wrap(f'- {m["message"]}', '  ')
+        for m in report['invalid']:  # one line per file, as a compiler's errors
+            lines.append(f'  - {m["message"]}')
     return '\n'.join(lines)
 
 

@@ -1,0 +1,228 @@
+"""Issue 22, everyday use: run the paper suite on the data you have (--pretrain-sets,
+exclusion of the selected fine-tuning sets only, labels and overrides), and data checked
+before any training (undeclared mask values, broken split lists, images smaller than the
+patch)."""
+import json
+import os
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from matssl_bench.commands.run_benchmark import main
+from matssl_bench.suite.plan import expand, load_suite
+
+from _data_fakes import grey_folder, save
+
+
+def run_main(capsys, *argv):
+    status = main(list(map(str, argv)))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+# -- run what you have --------------------------------------------------------------------
+
+def test_paper_suite_on_metaldam_and_ebc_needs_no_aachen_or_uhcs(tmp_path, capsys, monkeypatch):
+    """The documented command (docs/paper.md): nothing of Aachen or UHCS is asked for."""
+    monkeypatch.setenv('MATSSL_DATA', str(tmp_path / 'data'))
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    args = ['--suite', 'paper', '--pretrain-sets', 'MetalDAM', '--datasets', 'MetalDAM', 'EBC-1',
+            '--dry-run', '--work-dir', tmp_path / 'w']
+    status, out, err = run_main(capsys, *args, '--format', 'json')
+    assert status == 0, err
+    report = json.loads(out)
+    paths = [m['path'] for m in report['missing']]
+    assert paths and not [p for p in paths if 'Aachen' in p or 'UHCS' in p]
+    assert str(tmp_path / 'data' / 'MetalDAM') in paths and str(tmp_path / 'data' / 'EBC') in paths
+    ssl = [j for j in report['jobs'] if j['pretrain_set']]
+    # the Aachen+UHCS rows have no MetalDAM part: not run; the others pretrain on MetalDAM
+    assert {j['pretrain_set'] for j in ssl} == {'MetalDAM'}
+    assert sorted((j['method'], j['dataset']) for j in ssl if j['stage'] == 'finetune') == [
+        ('DenseCL', 'MetalDAM'), ('MatSSL', 'EBC-1'), ('MatSSL', 'MetalDAM'), ('MoCoV2', 'MetalDAM')]
+    assert all('--pretrain-sets: Aachen+UHCS+MetalDAM -> MetalDAM' in j['overrides'] for j in ssl)
+    plain = [j for j in report['jobs'] if not j['pretrain_set']]
+    assert [j['method'] for j in plain] == ['SupervisedImageNet'] and plain[0]['overrides'] == []
+    status, text, _ = run_main(capsys, *args)
+    assert status == 0 and 'Aachen' not in text.split('missing')[1]
+    assert max(map(len, text.splitlines())) <= 120
+
+
+def test_pools_exclude_the_selected_fine_tuning_sets_only(tmp_path, monkeypatch):
+    monkeypatch.setenv('MATSSL_DATA', str(tmp_path))
+    suite = load_suite('paper')
+    everything = {j.key: j for j in expand(suite) if j.stage == 'pretrain'}
+    assert all(len(j.spec['exclude_test_images_of']) == 5 for j in everything.values())
+    selected = [j for j in expand(suite, datasets=['MetalDAM', 'EBC-1']) if j.stage == 'pretrain']
+    for job in selected:
+        excluded = job.spec['exclude_test_images_of']
+        assert [c['type'] for c in excluded] == ['EBC', 'MetalDAM']
+        assert excluded[0]['subset'] == 'EBC1'
+        assert job.key not in everything  # another pool: its own cache entry
+        assert job.pretrain_set == 'Aachen+UHCS+MetalDAM' or job.pretrain_set == 'Aachen+UHCS'
+
+
+def test_pretrain_sets_select_whole_pools_or_refuse_unknown_names(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv('MATSSL_DATA', str(tmp_path))
+    suite = load_suite('paper')
+    jobs = expand(suite, pretrain_sets=['Aachen+UHCS'])
+    assert {j.pretrain_set for j in jobs if j.pretrain_set} == {'Aachen+UHCS'}
+    assert not any(j.row.get('overrides') for j in jobs)
+    # rows without pretraining run whatever the pools
+    assert {j.method for j in jobs if not j.pretrain_set} == {'SupervisedImageNet'}
+    status, _, err = run_main(capsys, '--suite', 'paper', '--pretrain-sets', 'Nothing*',
+                              '--dry-run')
+    last = err.strip().splitlines()[-1]
+    assert status == 2 and last.startswith('error: ')
+    assert "--pretrain-sets 'Nothing*' matches nothing" in last and 'MetalDAM' in last
+
+
+def test_an_overridden_pool_is_named_by_its_real_sources_and_marked(tmp_path, monkeypatch):
+    monkeypatch.setenv('MATSSL_DATA', str(tmp_path))
+    metaldam = str(tmp_path / 'MetalDAM')
+    options = {'pretrain_sets.UHCS+MetalDAM.0.type': 'MetalDAM',
+               'pretrain_sets.UHCS+MetalDAM.0.root': metaldam,
+               'scale.finetune.epochs': 3}
+    jobs = expand(load_suite('paper', options), datasets=['Aachen'])
+    pools = {j.pretrain_set for j in jobs if j.stage == 'pretrain'}
+    assert pools == {'MetalDAM', 'Aachen+UHCS+MetalDAM'}  # was UHCS+MetalDAM
+    narrowed = [j for j in jobs if j.stage == 'finetune' and j.pretrain_set == 'MetalDAM']
+    assert len(narrowed) == 3
+    for job in narrowed:
+        assert 'pretrain_sets.UHCS+MetalDAM.0.type=MetalDAM' in job.row['overrides']
+        assert 'scale.finetune.epochs=3' in job.row['overrides']
+    others = [j for j in jobs if j.stage == 'finetune' and j.pretrain_set != 'MetalDAM']
+    assert all(j.row['overrides'] == ['scale.finetune.epochs=3'] for j in others)
+
+
+# -- data checked before training ---------------------------------------------------------
+
+FOLDER_SUITE = '''
+protocol = 'clean'
+backbone = 'resnet18'
+ssl_init = 'random'
+_mine = dict(type='Folder', root={root!r}, classes=['a', 'b', 'c', 'd'],
+             label_map={{0: 0, 85: 1, 170: 2, 255: 3}}{extra})
+pretrain_sets = dict(mine=[_mine])
+finetune_sets = dict(mine=_mine)
+rows = [dict(finetune='mine', method='RandomInit')]
+scale = dict(
+    pretrain=dict(epochs=1, batch_size=4, patch_size=32),
+    finetune=dict(epochs=1, batch_size=4, patch_size={patch}, decoder_channels=(16, 16, 8, 8, 8)),
+)
+'''
+
+
+def folder_suite(tmp_path, patch=32, extra=''):
+    root = grey_folder(tmp_path / 'mine', labeled=6, size=(40, 48))
+    path = tmp_path / 'suite.py'
+    path.write_text(textwrap.dedent(FOLDER_SUITE.format(root=str(root), patch=patch, extra=extra)))
+    return root, path
+
+
+def test_undeclared_mask_value_stops_dry_run_and_run_before_training(tmp_path, capsys):
+    root, suite = folder_suite(tmp_path, extra=", splits=dict(train=['s0', 's1', 's2', 's3'], "
+                                                "val=['s4'], test=['s5'])")
+    mask = root / 'masks' / 's5.png'  # the test mask
+    values = np.zeros((40, 48), np.uint8)
+    values[:4, :4] = 7
+    save(mask, values)
+    work = tmp_path / 'w'
+    status, out, _ = run_main(capsys, '--suite', suite, '--work-dir', work, '--dry-run')
+    assert status == 2
+    [line] = [l for l in out.splitlines() if str(mask) in l]
+    assert '[7]' in line and 'add it to classes or map it with label_map' in line
+    assert 'invalid' in out
+    status, _, err = run_main(capsys, '--suite', suite, '--work-dir', work)
+    assert status == 2 and f'error: {mask}: label value(s) [7]' in err
+    assert not (work / 'records').exists()  # nothing trained, nothing recorded
+    # the values are cached by file state: an edited mask is read again
+    cache = json.loads((work / 'cache' / 'mask_label_values.json').read_text())
+    assert len(cache) == 6 and sum(7 in v['values'] for v in cache.values()) == 1
+    save(mask, np.zeros((40, 48), np.uint8))
+    os.utime(mask, ns=(1, 1))  # a new state even within the file system's time resolution
+    status, out, _ = run_main(capsys, '--suite', suite, '--work-dir', work, '--dry-run')
+    assert status == 0 and 'invalid' not in out
+
+
+def test_undeclared_class_id_without_label_map(tmp_path, capsys):
+    root = tmp_path / 'mine'
+    for i in range(5):
+        save(root / 'images' / f's{i}.png', np.full((40, 48), 40 * i, np.uint8))
+        save(root / 'masks' / f's{i}.png', np.full((40, 48), 4 if i == 2 else i % 4, np.uint8))
+    path = tmp_path / 'suite.py'
+    path.write_text(textwrap.dedent(FOLDER_SUITE.format(root=str(root), patch=32, extra=''))
+                    .replace("label_map={0: 0, 85: 1, 170: 2, 255: 3}", 'test_fraction=0.4'))
+    status, out, _ = run_main(capsys, '--suite', path, '--work-dir', tmp_path / 'w', '--dry-run')
+    assert status == 2
+    assert f'{root / "masks" / "s2.png"}: label value(s) [4] not declared by Folder ' \
+           '(declared: 0..3); add it' in ' '.join(out.split())
+
+
+def test_a_split_naming_a_missing_image_makes_dry_run_exit_2(tmp_path, capsys):
+    root, suite = folder_suite(tmp_path, extra=", splits=dict(train=['s0', 's1'], test=['s9'])")
+    status, out, _ = run_main(capsys, '--suite', suite, '--work-dir', tmp_path / 'w',
+                              '--dry-run', '--format', 'json')
+    assert status == 2
+    report = json.loads(out)
+    assert report['jobs'][0]['status'] == 'invalid'
+    [problem] = report['invalid']
+    assert 'split test names s9' in problem['message'] and str(root) in problem['message']
+
+
+def test_images_smaller_than_the_patch_block_the_job(tmp_path, capsys):
+    _, suite = folder_suite(tmp_path, patch=256)
+    status, out, _ = run_main(capsys, '--suite', suite, '--work-dir', tmp_path / 'w', '--dry-run')
+    assert status == 2
+    [line] = [l for l in out.splitlines() if 'smaller than' in l]
+    assert 'fine-tuning set mine' in line and '48x40 px' in line and '256 px patches' in line
+
+
+def test_prepared_copy_lists_label_values_and_the_plan_uses_them(tmp_path, capsys):
+    src = grey_folder(tmp_path / 'src', labeled=6, size=(40, 48))
+    out = tmp_path / 'prepared'
+    from matssl_bench.data.prepare import prepare
+    prepare('folder', src, out, options=dict(classes=['a', 'b', 'c', 'd'],
+                                             label_map={0: 0, 85: 1, 170: 2, 255: 3}))
+    manifest = json.loads((out / 'manifest.json').read_text())
+    entries = [e for split in manifest['splits'].values() for e in split]
+    assert len(entries) == 6 and all(set(e['label_values']) <= {0, 1, 2, 3} for e in entries)
+    from matssl_bench.data.label_check import LabelValueCache, label_problems
+    from matssl_bench.registry import MICROGRAPH_SETS
+    data = MICROGRAPH_SETS.build(dict(type='Folder', root=str(out), classes=['a', 'b', 'c', 'd']))
+    cache = LabelValueCache()
+    assert label_problems(data, cache) == [] and cache.entries == {}  # no mask was read
+
+
+# -- prepare_data names --------------------------------------------------------------------
+
+@pytest.mark.parametrize('name', ['metaldam', 'METALDAM'])
+def test_prepare_data_matches_type_names_case_insensitively(tmp_path, name):
+    from _data_fakes import fake_metaldam
+    import subprocess
+    import sys
+    src = fake_metaldam(tmp_path / 'src', labeled=5, unlabeled=0)
+    tool = REPO / 'tools' / 'prepare_data.py'
+    result = subprocess.run([sys.executable, str(tool), name, '--src', str(src), '--out',
+                             str(tmp_path / 'out')], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / 'out' / 'manifest.json').read_text())['dataset'] == 'MetalDAM'
+    wrong = subprocess.run([sys.executable, str(tool), name + 'x', '--src', str(src), '--out',
+                            str(tmp_path / 'out2')], capture_output=True, text=True, timeout=300)
+    assert wrong.returncode == 2 and wrong.stderr.count('\n') == 1
+    assert 'did you mean MetalDAM?' in wrong.stderr and '--option' not in wrong.stderr
+    assert 'registered: AachenHeerlen, EBC, Folder, MetalDAM, UHCS' in wrong.stderr
+
+
+def test_paper_authors_code_asks_for_the_legacy_imagenet_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv('MATSSL_DATA', str(tmp_path))
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    monkeypatch.delenv('MATSSL_WEIGHTS', raising=False)
+    status, out, _ = run_main(capsys, '--suite', 'paper-authors-code', '--datasets', 'MetalDAM',
+                              '--dry-run', '--format', 'json', '--work-dir', tmp_path / 'w')
+    assert status == 0
+    [weights] = [m for m in json.loads(out)['missing'] if m['kind'] == 'weights']
+    assert weights['path'].endswith('resnet50-19c8e357.pth')
+    assert weights['url'] == 'https://download.pytorch.org/models/resnet50-19c8e357.pth'
+    assert weights['fix'] == 'python tools/fetch_weights.py --suite paper-authors-code'
