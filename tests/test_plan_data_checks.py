@@ -226,3 +226,35 @@ def test_paper_authors_code_asks_for_the_legacy_imagenet_file(tmp_path, capsys, 
     assert weights['path'].endswith('resnet50-19c8e357.pth')
     assert weights['url'] == 'https://download.pytorch.org/models/resnet50-19c8e357.pth'
     assert weights['fix'] == 'python tools/fetch_weights.py --suite paper-authors-code'
+
+
+@pytest.mark.parametrize('reader', ['UHCS', 'aachen'])
+def test_prepare_command_of_docs_works_for_uhcs_and_aachen(tmp_path, reader):
+    """docs/datasets.md's prepare commands: UHCS from the public labeled_img/GT/unlabeled_img
+    layout, Aachen-Heerlen from images/ + annotations.csv."""
+    import subprocess
+    import sys
+
+    from _data_fakes import labels, texture
+    src = tmp_path / 'src'
+    if reader == 'UHCS':
+        for i in range(6):
+            save(src / 'labeled_img' / f'micrograph{i}.jpg', texture(i, 48, 64), quality=95)
+            save(src / 'GT' / f'micrograph{i}.png', labels(i, 48, 64, 4))
+        for i in range(3):
+            save(src / 'unlabeled_img' / f'micrograph{10 + i}.jpg', texture(50 + i, 48, 64),
+                 quality=95)
+    else:
+        for i in range(6):
+            save(src / 'images' / f'a{i}.png', texture(i, 48, 64))
+        (src / 'annotations.csv').write_text('image,polygon,x,y\n'
+                                             'a1.png,0,2,2\na1.png,0,20,2\na1.png,0,20,20\n')
+    out = tmp_path / 'out'
+    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'prepare_data.py'), reader,
+                             '--src', str(src), '--out', str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / 'manifest.json').read_text())
+    assert sum(manifest['counts'][s] for s in ('train', 'val', 'test')) == 6
+    values = {v for split in manifest['splits'].values() for e in split for v in e['label_values']}
+    assert values <= ({0, 1, 2, 3} if reader == 'UHCS' else {0, 1}) and len(values) > 1
