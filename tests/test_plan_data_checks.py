@@ -197,22 +197,31 @@ def test_prepared_copy_lists_label_values_and_the_plan_uses_them(tmp_path, capsy
 
 # -- prepare_data names --------------------------------------------------------------------
 
-@pytest.mark.parametrize('name', ['metaldam', 'METALDAM'])
-def test_prepare_data_matches_type_names_case_insensitively(tmp_path, name):
+def prepare_data_main():
+    """tools/prepare_data.py's main(), run in this process (the script is not a module)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('prepare_data_tool',
+                                                  REPO / 'tools' / 'prepare_data.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_prepare_data_matches_type_names_case_insensitively(tmp_path, capsys):
     from _data_fakes import fake_metaldam
-    import subprocess
-    import sys
     src = fake_metaldam(tmp_path / 'src', labeled=5, unlabeled=0)
-    tool = REPO / 'tools' / 'prepare_data.py'
-    result = subprocess.run([sys.executable, str(tool), name, '--src', str(src), '--out',
-                             str(tmp_path / 'out')], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / 'out' / 'manifest.json').read_text())['dataset'] == 'MetalDAM'
-    wrong = subprocess.run([sys.executable, str(tool), name + 'x', '--src', str(src), '--out',
-                            str(tmp_path / 'out2')], capture_output=True, text=True, timeout=300)
-    assert wrong.returncode == 2 and wrong.stderr.count('\n') == 1
-    assert 'did you mean MetalDAM?' in wrong.stderr and '--option' not in wrong.stderr
-    assert 'registered: AachenHeerlen, EBC, Folder, MetalDAM, UHCS' in wrong.stderr
+    tool = prepare_data_main()
+    for name in ('metaldam', 'METALDAM'):
+        out = tmp_path / name
+        assert tool([name, '--src', str(src), '--out', str(out)]) == 0
+        assert json.loads((out / 'manifest.json').read_text())['dataset'] == 'MetalDAM'
+    capsys.readouterr()
+    assert tool(['metaldamx', '--src', str(src), '--out', str(tmp_path / 'out2')]) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('error: ')
+    assert 'did you mean MetalDAM?' in err and '--option' not in err
+    assert 'registered: AachenHeerlen, EBC, Folder, MetalDAM, UHCS' in err
+    assert not (tmp_path / 'out2').exists()
 
 
 def test_paper_authors_code_asks_for_the_legacy_imagenet_file(tmp_path, capsys, monkeypatch):
@@ -232,9 +241,6 @@ def test_paper_authors_code_asks_for_the_legacy_imagenet_file(tmp_path, capsys, 
 def test_prepare_command_of_docs_works_for_uhcs_and_aachen(tmp_path, reader):
     """docs/datasets.md's prepare commands: UHCS from the public labeled_img/GT/unlabeled_img
     layout, Aachen-Heerlen from images/ + annotations.csv."""
-    import subprocess
-    import sys
-
     from _data_fakes import labels, texture
     src = tmp_path / 'src'
     if reader == 'UHCS':
@@ -250,11 +256,28 @@ def test_prepare_command_of_docs_works_for_uhcs_and_aachen(tmp_path, reader):
         (src / 'annotations.csv').write_text('image,polygon,x,y\n'
                                              'a1.png,0,2,2\na1.png,0,20,2\na1.png,0,20,20\n')
     out = tmp_path / 'out'
-    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'prepare_data.py'), reader,
-                             '--src', str(src), '--out', str(out)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    assert prepare_data_main()([reader, '--src', str(src), '--out', str(out)]) == 0
     manifest = json.loads((out / 'manifest.json').read_text())
     assert sum(manifest['counts'][s] for s in ('train', 'val', 'test')) == 6
     values = {v for split in manifest['splits'].values() for e in split for v in e['label_values']}
     assert values <= ({0, 1, 2, 3} if reader == 'UHCS' else {0, 1}) and len(values) > 1
+
+
+def test_table_note_shows_a_rows_overrides():
+    from matssl_bench.report.tables import finetune_table
+    units = [dict(name=f'i{i}', height=4, width=4, intersection=[8, 8], union=[10, 10],
+                  pred_area=[8, 8], gt_area=[8, 8]) for i in range(3)]
+    record = dict(stage='finetune', key='k', status='finished', suite='paper', method='MatSSL',
+                  method_label='MatSSL', encoder_init='imagenet', pretrain_set='MetalDAM',
+                  dataset='EBC-1', seed=0, protocol='clean',
+                  row=dict(table='table5', published=96.79, index=0,
+                           overrides=['--pretrain-sets: Aachen+UHCS+MetalDAM -> MetalDAM']),
+                  metric=dict(convention='clean', num_classes=2),
+                  dataset_meta=dict(classes=['background', 'foreground']),
+                  test=dict(mIoU=80.0, images=units))
+    row = finetune_table([record]).iloc[0]
+    assert row['pretrain set'] == 'MetalDAM'
+    assert 'differs from the suite file: --pretrain-sets: Aachen+UHCS+MetalDAM -> MetalDAM' \
+        in row['note']
+    plain = finetune_table([dict(record, row=dict(table='table5', index=0))]).iloc[0]
+    assert 'differs' not in plain['note']

@@ -115,12 +115,16 @@ def _sizes(data) -> dict[str, list[tuple[int, int]]]:
     return sizes
 
 
-def _too_small(what: str, sizes: list, patch: int, key: str) -> dict:
-    """The problem of a job whose images give no patch."""
+def _too_small(what: str, sizes: list, scale: dict, stage: str) -> dict:
+    """The problem of a job whose images (as the stage resizes them) give no patch."""
+    if stage == 'finetune' and scale.get('resize'):
+        sizes = [(scale['resize'], scale['resize'])]
+    elif scale.get('rescale'):
+        sizes = [(round(h * scale['rescale']), round(w * scale['rescale'])) for h, w in sizes]
     h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
     return dict(kind='data-error', path=what, message=(
-        f'{what}: images are at most {w}x{h} px, smaller than the {patch} px patches; '
-        f'no patch to train on (lower {key} or use larger images)'))
+        f'{what}: images are at most {w}x{h} px, smaller than the {scale["patch_size"]} px '
+        f'patches; no patch to train on (lower scale.{stage}.patch_size or use larger images)'))
 
 
 def inspect_plan(suite: Config, jobs: list[Job], work_dir: Path,
@@ -156,8 +160,8 @@ def inspect_plan(suite: Config, jobs: list[Job], work_dir: Path,
                     name = set_names.get(canonical_json(cfg), cfg.get('type'))
                     missing.append(dict(problem, exclusion_of=name))
             if counted and images and patches == 0:
-                missing.append(_too_small(f'pretraining set {job.pretrain_set}', images,
-                                          scale['patch_size'], 'scale.pretrain.patch_size'))
+                missing.append(_too_small(f'pretraining set {job.pretrain_set}', images, scale,
+                                          'pretrain'))
         else:
             sizes, problem, bad_masks = probe.probe(job.spec['data'], job.spec['protocol'],
                                                     check_labels=True)
@@ -171,9 +175,9 @@ def inspect_plan(suite: Config, jobs: list[Job], work_dir: Path,
             train = sizes['train'] if counted else typical_sizes(job.spec['data'], 'finetune')
             patches = patch_count(train, scale['patch_size'], 0.0, scale.get('resize'),
                                   scale.get('rescale'))
-            if counted and train and patches == 0 and not scale.get('resize'):
-                missing.append(_too_small(f'fine-tuning set {job.dataset}', train,
-                                          scale['patch_size'], 'scale.finetune.patch_size'))
+            if counted and train and patches == 0:
+                missing.append(_too_small(f'fine-tuning set {job.dataset}', train, scale,
+                                          'finetune'))
         entry.update(patches=patches, patches_counted=counted,
                      est_cost=round(job_cost(job.stage, job.spec['arch'], scale, patches), 3))
         parent = entries.get(job.depends_on) if job.depends_on else None
