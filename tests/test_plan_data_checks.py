@@ -177,6 +177,7 @@ def test_images_smaller_than_the_patch_block_the_job(tmp_path, capsys):
     assert status == 2
     [line] = [l for l in out.splitlines() if 'smaller than' in l]
     assert 'fine-tuning set mine' in line and '48x40 px' in line and '256 px patches' in line
+    assert 'scale.finetune.patch_size' in line and len(line) <= 120
 
 
 def test_prepared_copy_lists_label_values_and_the_plan_uses_them(tmp_path, capsys):
