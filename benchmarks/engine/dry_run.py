@@ -123,8 +123,8 @@ def _too_small(what: str, sizes: list, scale: dict, stage: str) -> dict:
         sizes = [(round(h * scale['rescale']), round(w * scale['rescale'])) for h, w in sizes]
     h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
     return dict(kind='data-error', path=what, message=(
-        f'{what}: images at most {w}x{h} px, smaller than its {scale["patch_size"]} px patches: '
-        f'no patch (lower scale.{stage}.patch_size)'))
+        f'{what}: images at most {w}x{h} px, below the {scale["patch_size"]} px patch size '
+        f'(scale.{stage}.patch_size): no patch'))
 
 
 def inspect_plan(suite: Config, jobs: list[Job], work_dir: Path,
