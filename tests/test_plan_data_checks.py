@@ -175,7 +175,7 @@ def test_images_smaller_than_the_patch_block_the_job(tmp_path, capsys):
     _, suite = folder_suite(tmp_path, patch=256)
     status, out, _ = run_main(capsys, '--suite', suite, '--work-dir', tmp_path / 'w', '--dry-run')
     assert status == 2
-    [line] = [l for l in out.splitlines() if 'smaller than' in l]
+    [line] = [l for l in out.splitlines() if 'patch size' in l]
     assert 'fine-tuning set mine' in line and '48x40 px' in line and '256 px patch size' in line
     assert 'scale.finetune.patch_size' in line and len(line) <= 120
 
