@@ -71,6 +71,7 @@ def test_paper_suite_without_data_or_weights_lists_everything_at_once(tmp_path, 
     assert 'run: python tools/fetch_weights.py --suite paper' in text
     assert 'test images of EBC-1, EBC-2, EBC-3 excluded from pools' in ' '.join(text.split())
     assert max(map(len, text.splitlines())) <= 120
+    assert f'read under {empty}: the built-in suites take it from MATSSL_DATA' in ' '.join(text.split())
     report = json.loads(dry_run(capsys, *args, '--format', 'json'))
     entries = report['jobs']
     missing = {m['path']: m for m in report['missing']}

@@ -202,7 +202,8 @@ def _main(args: argparse.Namespace, out) -> int:
     from matssl_bench.engine.dry_run import (blocking_problems, format_text, inspect_plan,
                                              plan_report)
     if args.dry_run:
-        report = plan_report(inspect_plan(suite, jobs, work_dir, args.suite))
+        report = plan_report(inspect_plan(suite, jobs, work_dir, args.suite),
+                             suite.get('data_root'))
         print(json.dumps(report, indent=2) if args.format == 'json' else format_text(report),
               file=out)
         # data that is there but unusable is an error; absent resources are only listed

@@ -170,7 +170,7 @@ class FileMicrographSet(MicrographSet):
         self.prepared = self.is_prepared()
         if self.prepared:
             return self._index_prepared()
-        require_dir(self.root, f'{self.name} data; see README "Data sets"')
+        require_dir(self.root, f'{self.name} data; see docs/datasets.md')
         files, unlabeled = self.index_source()
         for split in self.splits:
             files.setdefault(split, [])

@@ -225,9 +225,9 @@ def gpu_hours(entries: list[dict]) -> Optional[float]:
     return None if estimate is None else estimate(entries)
 
 
-def plan_report(entries: list[dict]) -> dict:
+def plan_report(entries: list[dict], data_root: Optional[str] = None) -> dict:
     """The dry run as one object: ``jobs``, ``missing`` (each resource once), ``invalid``
-    (data problems, one per file or set) and ``totals``."""
+    (data problems, one per file or set), ``totals`` and the suite's ``data_root``."""
     missing: dict[str, dict] = {}
     invalid: dict[str, dict] = {}
     for e in entries:
@@ -253,7 +253,7 @@ def plan_report(entries: list[dict]) -> dict:
         gpu_hours=gpu_hours(entries),  # None until suite/cost.py has a GPU-hour model
     )
     return dict(jobs=entries, missing=list(missing.values()), invalid=list(invalid.values()),
-                totals=totals)
+                totals=totals, data_root=data_root)
 
 
 def _wrap(text: str, indent: str) -> list[str]:
@@ -301,6 +301,9 @@ def format_text(report: dict) -> str:
             lines += _wrap(f'run: {m["fix"]}', '    ')
             if m.get('url'):
                 lines += _wrap(f'from: {m["url"]}', '    ')
+        if report.get('data_root') and any(m['kind'] == 'data' for m in report['missing']):
+            lines += _wrap(f'(data folders are read under {report["data_root"]}: the built-in '
+                           'suites take it from MATSSL_DATA, default ./data)', '  ')
     if report['invalid']:
         lines.append(f'data to fix before running ({len(report["invalid"])}):')
         for m in report['invalid']:  # one line per file, as a compiler's errors
