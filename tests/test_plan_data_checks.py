@@ -94,6 +94,13 @@ def test_an_overridden_pool_is_named_by_its_real_sources_and_marked(tmp_path, mo
         assert 'scale.finetune.epochs=3' in job.row['overrides']
     others = [j for j in jobs if j.stage == 'finetune' and j.pretrain_set != 'MetalDAM']
     assert all(j.row['overrides'] == ['scale.finetune.epochs=3'] for j in others)
+    # a setting of a source that keeps its images keeps the pool's name, and is listed
+    jobs = expand(load_suite('paper', {'pretrain_sets.UHCS+MetalDAM.0.overlap': 0.5}),
+                  datasets=['Aachen'])
+    changed = [j for j in jobs if j.stage == 'pretrain' and j.spec['sources'][0].get('overlap')]
+    assert len(changed) == 3 and {j.pretrain_set for j in changed} == {'UHCS+MetalDAM'}
+    assert all(j.row['overrides'] == ['pretrain_sets.UHCS+MetalDAM.0.overlap=0.5']
+               for j in changed)
 
 
 # -- data checked before training ---------------------------------------------------------

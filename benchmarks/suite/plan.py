@@ -127,19 +127,27 @@ def select_pools(suite: Config, patterns: Optional[Iterable[str]] = None) -> dic
     pools = {}
     for name, sources in suite.pretrain_sets.items():
         sources = list(sources)
-        changes = [_setting(k, v) for k, v in suite.get('cli_overrides', {}).items()
-                   if k.split('.')[:2] == ['pretrain_sets', name]]
+        edits = [k for k in suite.get('cli_overrides', {})
+                 if k.split('.')[:2] == ['pretrain_sets', name]]
+        changes = [_setting(k, suite.cli_overrides[k]) for k in edits]
+        # a source replaced, or its type, folder or subset changed: other images
+        renamed = any(len(k.split('.')) <= 3 or k.rsplit('.', 1)[-1] in _SOURCE_IDENTITY
+                      for k in edits)
         if patterns and not any(fnmatch.fnmatch(name, p) for p in patterns):
             kept = [c for c in sources if any(fnmatch.fnmatch(source_label(c), p) for p in patterns)]
             if not kept:
                 continue
             if len(kept) < len(sources):
                 changes.append(f'--pretrain-sets: {name} -> {pool_label(kept)}')
+                renamed = True
             sources = kept
-        label = pool_label(sources) if changes else name
+        label = pool_label(sources) if renamed else name
         pools[name] = Pool(label, sources, changes)
     return pools
 
+
+# Keys of a pool source whose change makes it another source (the pool is renamed).
+_SOURCE_IDENTITY = {'type', 'root', 'subset', 'source'}
 
 # Suite keys whose --cfg-options change no row's result (or show in a table column).
 _NOT_ROW_SETTINGS = {'description', 'notes', 'quoted', 'suite_name', 'seeds', 'pretrain_seeds',
