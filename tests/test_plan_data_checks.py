@@ -289,3 +289,24 @@ def test_table_note_shows_a_rows_overrides():
         in row['note']
     plain = finetune_table([dict(record, row=dict(table='table5', index=0))]).iloc[0]
     assert 'differs' not in plain['note']
+
+
+def test_audit_data_audits_the_selected_pools_and_sets(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    from _data_fakes import fake_metaldam
+    fake_metaldam(tmp_path / 'MetalDAM', labeled=10, unlabeled=2, size=(40, 60))
+    monkeypatch.setenv('MATSSL_DATA', str(tmp_path))
+    spec = importlib.util.spec_from_file_location('audit_tool', REPO / 'tools' / 'audit_data.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main(['--suite', 'paper', '--format', 'json']) == 1  # Aachen, UHCS, EBC absent
+    capsys.readouterr()
+    assert tool.main(['--suite', 'paper', '--format', 'json', '--pretrain-sets', 'MetalDAM',
+                      '--datasets', 'MetalDAM']) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report['pools']) == ['MetalDAM'] and report['finetune_sets'] == ['MetalDAM']
+    # published MetalDAM: 2 of 10 labeled images are test images, left out of the pool
+    pool = report['pools']['MetalDAM']
+    assert len(pool['excluded']) == 2 and pool['images'] == 10
+    assert report['unreadable_sources'] == []
