@@ -310,3 +310,11 @@ def test_audit_data_audits_the_selected_pools_and_sets(tmp_path, capsys, monkeyp
     pool = report['pools']['MetalDAM']
     assert len(pool['excluded']) == 2 and pool['images'] == 10
     assert report['unreadable_sources'] == []
+
+
+def test_a_work_dir_that_cannot_hold_the_cache_still_gets_its_plan(tmp_path, capsys):
+    _, suite = folder_suite(tmp_path)
+    blocker = tmp_path / 'not_a_folder'
+    blocker.write_text('a file where the work dir would be')
+    status, out, _ = run_main(capsys, '--suite', suite, '--work-dir', blocker, '--dry-run')
+    assert status == 0 and '1 jobs (0 pretraining, 1 fine-tuning): 1 ready' in out

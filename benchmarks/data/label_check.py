@@ -53,8 +53,14 @@ class LabelValueCache:
         return self.entries[key]
 
     def save(self) -> None:
+        """Write the cache when it grew; a folder that cannot be written only loses the
+        cache (the values are read again next time), never the plan."""
         if self.path is not None and self.changed:
-            write_json_atomic(self.path, self.entries)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(self.path, self.entries)
+            except OSError:
+                return
             self.changed = False
 
 
