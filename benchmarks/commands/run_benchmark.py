@@ -210,7 +210,8 @@ def _main(args: argparse.Namespace, out) -> int:
         return 2 if blocking_problems(report) else 0
     check_work_dir(work_dir)
     # data checked before any training: label values, split lists, images vs patch size
-    problems = blocking_problems(plan_report(inspect_plan(suite, jobs, work_dir, args.suite)))
+    problems = blocking_problems(plan_report(inspect_plan(suite, jobs, work_dir, args.suite,
+                                                          read_records=False)))
     if problems:
         for line in problems:
             print(f'error: {line}', file=sys.stderr)

@@ -128,10 +128,13 @@ def _too_small(what: str, sizes: list, scale: dict, stage: str) -> dict:
 
 
 def inspect_plan(suite: Config, jobs: list[Job], work_dir: Path,
-                 suite_arg: Optional[str] = None) -> list[dict]:
-    """One dict per job: its summary plus status, blocked_by, missing, counts and cost."""
+                 suite_arg: Optional[str] = None, read_records: bool = True) -> list[dict]:
+    """One dict per job: its summary plus status, blocked_by, missing, counts and cost.
+
+    ``read_records=False`` (the check before a run) leaves the records to the runner, which
+    reports a damaged one itself; no job is then ``cached``."""
     suite_arg = suite_arg or suite.suite_name
-    store = RecordStore(work_dir)
+    store = RecordStore(work_dir) if read_records else None
     labels = LabelValueCache(Path(work_dir) / LABEL_CACHE)
     probe = _DataProbe(labels)
     methods: dict[str, object] = {}
@@ -181,7 +184,7 @@ def inspect_plan(suite: Config, jobs: list[Job], work_dir: Path,
         entry.update(patches=patches, patches_counted=counted,
                      est_cost=round(job_cost(job.stage, job.spec['arch'], scale, patches), 3))
         parent = entries.get(job.depends_on) if job.depends_on else None
-        if store.finished(job.stage, job.key) is not None:
+        if store is not None and store.finished(job.stage, job.key) is not None:
             entry['status'] = 'cached'
         elif any(m['kind'] == 'data-error' for m in missing):
             entry['status'] = 'invalid'
