@@ -77,6 +77,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--seeds', type=int, nargs='+', help='seeds (default: the suite\'s)')
     p.add_argument('--methods', nargs='+', help='glob patterns of method names to run')
     p.add_argument('--datasets', nargs='+', help='glob patterns of fine-tuning sets to run')
+    p.add_argument('--pretrain-sets', nargs='+', metavar='PATTERN',
+                   help='glob patterns of pretraining sets to run, or of their sources: '
+                   '--pretrain-sets MetalDAM narrows every pool to its MetalDAM part (a pool '
+                   'left empty is not run); rows without pretraining always run')
     p.add_argument('--rows', type=int, nargs='+', help='indices of suite rows to run')
     p.add_argument('--protocol', choices=['published', 'clean'],
                    help="model selection and mIoU convention (default: the suite's)")
@@ -196,7 +200,7 @@ def plan_jobs(args: argparse.Namespace) -> tuple:
             suite.scale[stage]['precision'] = args.precision
     validate_args(args, suite)
     jobs = expand(suite, seeds=args.seeds, methods=args.methods, datasets=args.datasets,
-                  rows=args.rows)
+                  rows=args.rows, pretrain_sets=args.pretrain_sets)
     check_selection(jobs, args)
     return suite, jobs, args.work_dir or Path('work_dirs') / suite.suite_name
 
@@ -217,20 +221,27 @@ def _main(args: argparse.Namespace, out) -> int:
     from matssl_bench.engine.runner import SuiteRunner
 
     suite, jobs, work_dir = plan_jobs(args)
+    from matssl_bench.engine.dry_run import (blocking_problems, format_text, inspect_plan,
+                                             plan_report)
     if args.dry_run:
-        from matssl_bench.engine.dry_run import format_text, inspect_plan
-
-        entries = inspect_plan(suite, jobs, work_dir)
+        entries = inspect_plan(suite, jobs, work_dir, args.suite)
         if args.job:
             entries = [e for e in entries if e['key'] == select_job(jobs, args.job)[-1].key]
-        if args.format == 'json':
-            from matssl_bench.suite.cost import plan_gpu_hours
-            print(json.dumps(dict(jobs=entries, totals=plan_gpu_hours(entries)), indent=2),
-                  file=out)
-        else:
-            print(format_text(entries), file=out)
-        return 0
+        report = plan_report(entries, suite.get('data_root'))
+        print(json.dumps(report, indent=2) if args.format == 'json' else format_text(report),
+              file=out)
+        # data that is there but unusable is an error; absent resources are only listed
+        return 2 if blocking_problems(report) else 0
     check_work_dir(work_dir)
+    # data checked before any training: label values, split lists, images vs patch size
+    problems = blocking_problems(plan_report(inspect_plan(suite, jobs, work_dir, args.suite,
+                                                          read_records=False)))
+    if problems:
+        for line in problems:
+            print(f'error: {line}', file=sys.stderr)
+        print(f'error: {len(problems)} data problem(s); nothing was run '
+              '(--dry-run lists the whole plan)', file=sys.stderr)
+        return 2
     if args.job:
         jobs = select_job(jobs, args.job)
     if args.break_locks:

@@ -43,6 +43,8 @@ SUITE_KEYS: dict[str, tuple[Any, str]] = dict(
     transfer=(False, 'score every fine-tuned model on the other sets with the same classes'),
     label_efficiency=(None, "dict(n_labelled=[1, 2, 'all'], draws=k) for every row"),
     morphology=({}, 'fine-tuning set -> class names whose connected regions are counted'),
+    cli_overrides=({}, 'set by run_benchmark: the --cfg-options given, shown on the rows they '
+                       'change'),
 )
 
 # Keys of scale['pretrain'] and scale['finetune'] (and of finetune_scale entries).
