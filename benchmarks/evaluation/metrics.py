@@ -132,9 +132,11 @@ class PooledIoUMetric(IoUMetric):
                                else None, batch_units=batch_units)
 
     def process(self, data_batch, data_samples) -> None:
+        # Counted on the CPU: mmseg's intersect_and_union uses torch.histc, which has no
+        # deterministic CUDA kernel (an error under deterministic algorithms).
         for sample in data_samples:
-            pred = sample['pred_sem_seg']['data'].squeeze()
-            label = sample['gt_sem_seg']['data'].squeeze().to(pred)
+            pred = sample['pred_sem_seg']['data'].squeeze().cpu()
+            label = sample['gt_sem_seg']['data'].squeeze().cpu().to(pred)
             self.results.append(self.intersect_and_union(pred, label, self.num_classes,
                                                          self.ignore_index))
 
