@@ -123,8 +123,12 @@ class PooledIoUMetric(IoUMetric):
 
     def __init__(self, num_classes: int, class_names: Sequence[str], convention: str = 'clean',
                  mean_classes: Optional[Sequence[int]] = None, ignore_index: int = 255,
-                 batch_units: int = AUTHORS_BATCH, **kwargs):
+                 batch_units: int = AUTHORS_BATCH, collect_dir: Optional[str] = None,
+                 **kwargs):
         super().__init__(ignore_index=ignore_index, iou_metrics=['mIoU'], **kwargs)
+        # where ranks meet to collect results (mmengine's default: ./.dist_test); mmseg's
+        # IoUMetric does not pass it on to mmengine's BaseMetric
+        self.collect_dir = collect_dir
         self.num_classes = num_classes
         self.metric_cfg = dict(num_classes=num_classes, class_names=list(class_names),
                                convention=canonical_convention(convention),
