@@ -54,3 +54,23 @@ def test_resume_with_workers_equals_an_uninterrupted_run(tmp_path):
     assert [h['epoch'] for h in resumed_history] == [1, 2, 3]
     assert resumed_history == whole_history
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_device_views_are_per_sample_per_rank_and_resume_exact(monkeypatch):
+    from matssl_bench.data import ssl_views
+
+    views = ssl_views.DeviceViews(ssl_views.simclr_batch_views(24), seed=7)
+    patch = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8)
+    batch = dict(inputs=patch.repeat(4, 1, 1, 1), data_samples=dict(index=torch.arange(4)))
+    first = views(batch, training=True)['inputs']
+    assert first[0].shape == (4, 3, 24, 24) and first[0].dtype == torch.float32
+    assert not torch.equal(first[0][0], first[0][1])  # each sample its own parameters
+    assert not torch.equal(first[0], first[1])        # two different views
+    assert int(views.batches_made) == 1
+    second = views(batch, training=True)['inputs']
+    assert not torch.equal(first[0], second[0])       # the next batch draws anew
+    views.batches_made.fill_(1)                       # as restored from a resume checkpoint
+    assert torch.equal(views(batch, training=True)['inputs'][0], second[0])
+    views.batches_made.fill_(0)
+    monkeypatch.setattr('mmengine.dist.get_rank', lambda: 1)
+    assert not torch.equal(views(batch, training=True)['inputs'][0], first[0])  # another rank

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 from mmengine.model import BaseDataPreprocessor
 from torch import nn
@@ -73,12 +74,25 @@ def simclr_batch_views(size: int, crop_scale=(0.2, 1.0), jitter=(0.4, 0.4, 0.4, 
 class DeviceViews(BaseDataPreprocessor):
     """An SSL model's data preprocessor making two views of each uint8 patch on the model's
     device: the batch moves there (non-blocking), becomes floats in [0, 1] and goes through
-    ``views`` twice (channels-last with ``channels_last``)."""
+    ``views`` twice (channels-last with ``channels_last``).
 
-    def __init__(self, views: nn.Module, channels_last: bool = False):
+    The views' random parameters come from a stream seeded with (``seed``, rank, batches made
+    so far); the count is a buffer, so it travels in resume checkpoints: a resumed run draws
+    what the uninterrupted one would, and each rank of a distributed run draws its own.
+    """
+
+    def __init__(self, views: nn.Module, channels_last: bool = False, seed: int = 0):
         super().__init__(non_blocking=True)
         self.views = views
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.seed = int(seed)
+        self.register_buffer('batches_made', torch.zeros((), dtype=torch.int64))
+
+    def _batch_seed(self) -> int:
+        from mmengine.dist import get_rank
+
+        words = np.random.SeedSequence([self.seed, get_rank(), int(self.batches_made)])
+        return int(words.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
     def forward(self, data: dict, training: bool = False) -> dict:
         data = self.cast_data(data)
@@ -87,9 +101,13 @@ class DeviceViews(BaseDataPreprocessor):
             raise ValueError(f'DeviceViews expects N x 3 x H x W uint8 patches, got '
                              f'{images.dtype} {tuple(images.shape)}')
         images = images.float().div_(255.0)
-        with torch.no_grad():
+        devices = [images.device] if images.device.type == 'cuda' else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self._batch_seed())
             views = [self.views(images).contiguous(memory_format=self.memory_format)
                      for _ in range(2)]
+        if training:
+            self.batches_made += 1
         return dict(inputs=views, data_samples=data.get('data_samples'))
 
 

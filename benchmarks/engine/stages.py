@@ -170,7 +170,8 @@ def uses_sync_bn(scale: dict, launcher: str) -> bool:
     return bool(asked) and distributed
 
 
-def ssl_inputs(method: SSLMethod, model, scale: dict, images: Sequence[UnlabeledImage]):
+def ssl_inputs(method: SSLMethod, model, scale: dict, images: Sequence[UnlabeledImage],
+               seed: int = 0):
     """The SSL stage's patch set and ``model`` set up to take it: views made in the loader
     workers, or (``views='device'``) uint8 patches whose views the model's data
     preprocessor makes on its device; channels-last with ``channels_last``."""
@@ -180,7 +181,8 @@ def ssl_inputs(method: SSLMethod, model, scale: dict, images: Sequence[Unlabeled
         model.to(memory_format=torch.channels_last)
     if on_device:
         model.data_preprocessor = DeviceViews(method.batch_views(crop),
-                                              channels_last=bool(scale.get('channels_last')))
+                                              channels_last=bool(scale.get('channels_last')),
+                                              seed=seed)
     dataset = TwoViewPatches(images, scale['patch_size'], scale.get('overlap', 0.0),
                              None if on_device else method.view_transform(crop))
     return dataset, model
@@ -199,7 +201,7 @@ def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, sca
     if uses_sync_bn(scale, launcher):
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     images = resize_items(images, factor=scale.get('rescale'))
-    dataset, model = ssl_inputs(method, model, scale, images)
+    dataset, model = ssl_inputs(method, model, scale, images, seed)
     batch = _per_rank_batch(scale['batch_size'], len(dataset))
     state_hook = RunStateHook(str(run_dir))
     runner = Runner(

@@ -248,6 +248,9 @@ def validate_suite(suite: Mapping, where: Optional[str] = None) -> None:
     if not isinstance(seeds, (list, tuple)) or not all(isinstance(s, int) for s in seeds):
         raise ConfigError(f'{where}: seeds must be a list of integers, got {seeds!r}')
     _check_seed_list(f'{where}: pretrain_seeds', suite.get('pretrain_seeds'))
+    if not isinstance(suite.get('deterministic', True), bool):
+        raise ConfigError(f'{where}: deterministic must be True or False, '
+                          f'got {suite["deterministic"]!r}')
 
     scale = suite['scale']
     if not isinstance(scale, Mapping):
