@@ -21,7 +21,7 @@ from matssl_bench.models.foreign_checkpoints import convert_state
 from matssl_bench.models.losses import nt_xent
 from matssl_bench.models.mmselfsup_bridge import (build_mmselfsup_model,
                                                   momentum_contrast_cfg)
-from matssl_bench.data.ssl_views import simclr_view_transform
+from matssl_bench.data.ssl_views import simclr_batch_views, simclr_view_transform
 from matssl_bench.errors import MissingResourceError
 from matssl_bench.models.weights import (IMAGENET_VARIANTS, file_sha256, find_init_weights,
                                          init_label, load_imagenet_encoder,
@@ -136,7 +136,13 @@ class SSLMethod(PretrainingMethod):
         raise NotImplementedError
 
     def view_transform(self, crop_size: int):
+        """One patch's view (uint8 3 x H x W -> normalised float), made in a loader worker."""
         return simclr_view_transform(crop_size, **self.hparams.get('augmentation', {}))
+
+    def batch_views(self, crop_size: int):
+        """The same views of a whole batch on the training device (N x 3 x H x W floats in
+        [0, 1] -> normalised views; pretraining scale ``views='device'``)."""
+        return simclr_batch_views(crop_size, **self.hparams.get('augmentation', {}))
 
     def optim_wrapper(self, batch_size: int) -> dict:
         return dict(type='OptimWrapper', optimizer=dict(self.hparams['optimizer']))

@@ -20,7 +20,7 @@ from matssl_bench.errors import EncoderMismatchError, MissingResourceError
 from matssl_bench.data.image_io import BIT_DEPTH_POLICY
 from matssl_bench.fileio.locks import JobLock
 from matssl_bench.suite.plan import Job, build_method
-from matssl_bench.suite.precision import resolve_precision
+from matssl_bench.suite.precision import run_settings
 from matssl_bench.evaluation.morphology import evaluate_morphology
 from matssl_bench.data.subsets import with_labels
 from matssl_bench.engine.transfer import evaluate_targets
@@ -190,6 +190,15 @@ class SuiteRunner:
         suite's value: workers change speed, not results)."""
         return scale if self.threads is None else dict(scale, num_workers=self.threads)
 
+    @property
+    def deterministic(self) -> bool:
+        return bool(self.suite.get('deterministic', True))
+
+    def run_settings(self, job: Job) -> dict:
+        """The resolved settings ``job``'s numbers depend on beyond its config (precision on
+        this device, ``deterministic``, world size): recorded, and part of its key."""
+        return run_settings(job.stage, job.spec['scale'], self.deterministic, self.world_size)
+
     def _drop_resume_checkpoint(self, job: Job) -> None:
         """A finished job keeps its record, encoder or selected weights and previews; its
         resume checkpoint (model, optimiser and RNG states) only served interruptions."""
@@ -236,7 +245,8 @@ class SuiteRunner:
         encoder, history = stages.pretrain(method, pool, job.spec['arch'],
                                            self._scale(job.spec['scale']), job.seed,
                                            self.run_dir(job), self.launcher, self.vis_backend,
-                                           tracking=self._tracking(job))
+                                           tracking=self._tracking(job),
+                                           deterministic=self.deterministic)
         record = dict(self._base_record(job), status='finished',
                       encoder=str(self.encoder_path(job.key).relative_to(self.work_dir)),
                       pool_size=len(pool), excluded=audit.excluded,
@@ -244,9 +254,8 @@ class SuiteRunner:
                       duplicates_dropped=audit.duplicates,
                       duplicate_threshold=audit.threshold, history=history,
                       sync_bn=stages.uses_sync_bn(job.spec['scale'], self.launcher),
-                      precision=resolve_precision(job.spec['scale'].get('precision')),
-                      versions=environment_versions(), wall_time_s=time.time() - start,
-                      world_size=self.world_size)
+                      **self.run_settings(job),
+                      versions=environment_versions(), wall_time_s=time.time() - start)
         losses = [h['train_loss'] for h in history if 'train_loss' in h]
         finish_tracking({'train/final_loss': losses[-1]} if losses else None)
         if self.rank == 0:
@@ -278,7 +287,8 @@ class SuiteRunner:
                                            job.seed, self.run_dir(job), self.launcher,
                                            metric_cfg, report=batches,
                                            vis_backend=self.vis_backend,
-                                           tracking=self._tracking(job))
+                                           tracking=self._tracking(job),
+                                           deterministic=self.deterministic)
         previews = self.run_dir(job) / 'test_previews.npz'
         # both scored once, after training: the selected epoch and the last one
         metrics = stages.evaluate(weights, data, 'test', arch, scale, metric_cfg, previews)
@@ -289,7 +299,8 @@ class SuiteRunner:
                                                  selection_and_metric)
         if job.spec.get('morphology_classes'):
             extra['morphology'] = evaluate_morphology(weights, data, 'test', arch, scale,
-                                                      job.spec['morphology_classes'])
+                                                      job.spec['morphology_classes'],
+                                                      stages.finetune_precision(scale))
         last = stages.evaluate(stages.last_weights_path(self.run_dir(job)), data, 'test', arch,
                                scale, metric_cfg)
         finish_tracking({'test/mIoU': metrics['mIoU'], 'test_last/mIoU': last['mIoU'],
@@ -298,11 +309,10 @@ class SuiteRunner:
                       metric=metric_cfg, test=metrics, test_last=last, history=history, **extra,
                       dropped_last_batch=batches.get('dropped_last_batch', False),
                       n_labelled=len(data.labeled_split('train')),
-                      precision=resolve_precision(scale.get('precision')),
+                      sync_bn=stages.uses_sync_bn(scale, self.launcher), **self.run_settings(job),
                       predictions=str(previews.relative_to(self.work_dir)),
                       dataset_meta=data.meta(), weights=str(weights.relative_to(self.work_dir)),
-                      versions=environment_versions(), wall_time_s=time.time() - start,
-                      world_size=self.world_size)
+                      versions=environment_versions(), wall_time_s=time.time() - start)
         if self.rank == 0:
             self.store.put(job.stage, job.key, record)
         self._drop_resume_checkpoint(job)

@@ -45,6 +45,8 @@ SUITE_KEYS: dict[str, tuple[Any, str]] = dict(
     morphology=({}, 'fine-tuning set -> class names whose connected regions are counted'),
     cli_overrides=({}, 'set by run_benchmark: the --cfg-options given, shown on the rows they '
                        'change'),
+    deterministic=(True, 'deterministic algorithms (False: cuDNN autotuning, faster on GPUs, '
+                         'results may differ run to run); recorded'),
 )
 
 # Keys of scale['pretrain'] and scale['finetune'] (and of finetune_scale entries).
@@ -55,19 +57,22 @@ _COMMON_SCALE_KEYS: dict[str, tuple[Any, str]] = dict(
     rescale=(None, 'resize every image by this factor first (CPU-sized suites)'),
     num_workers=(0, 'data-loader worker processes'),
     precision=('fp32', "'fp32', 'bf16', 'fp16' or 'auto' (--precision overrides it)"),
+    channels_last=(False, 'channels-last convolutions'),
+    sync_bn=(None, 'SyncBatchNorm under a launcher (default: on with several CUDA processes; '
+                   'fine-tuning without it needs >= 4 patches per process)'),
 )
 PRETRAIN_SCALE_KEYS: dict[str, tuple[Any, str]] = dict(
     _COMMON_SCALE_KEYS,
     crop_size=(None, 'random-resized-crop output of each view (default: patch_size)'),
     overlap=(0.0, 'patch overlap of sources that set none (0.5 = half a patch)'),
-    sync_bn=(None, 'SyncBatchNorm under a launcher (default: on with several CUDA processes)'),
+    views=('workers', "where SSL views are made: 'workers' (CPU, torchvision) or 'device' "
+                      "(the training device, kornia, from uint8 batches)"),
 )
 FINETUNE_SCALE_KEYS: dict[str, tuple[Any, str]] = dict(
     _COMMON_SCALE_KEYS,
     lr=(1e-4, 'Adam learning rate'),
     weight_decay=(1e-5, 'Adam weight decay'),
     decoder_channels=((256, 128, 64, 32, 16), 'U-Net++ decoder widths'),
-    channels_last=(False, 'channels-last convolutions'),
     eval_batch_size=(None, 'batch of validation and test (default: batch_size; test: 8)'),
     val_interval=(1, 'epochs between validations'),
     resize=(None, 'resize every image to resize x resize first (the authors\' EBC input)'),
@@ -147,6 +152,8 @@ def check_scale(where: str, scale: Any, stage: str, partial: bool = False) -> No
     if partial:  # overrides (finetune_scale) need no required key
         declared = {k: (None, d) for k, (_, d) in declared.items()}
     check_keys(where, scale, declared)
+    if scale.get('views') not in (None, 'workers', 'device'):
+        raise ConfigError(f"{where}.views: expected 'workers' or 'device', got {scale['views']!r}")
     for key in POSITIVE_INT_KEYS:
         value = scale.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
@@ -247,6 +254,9 @@ def validate_suite(suite: Mapping, where: Optional[str] = None) -> None:
     if not isinstance(seeds, (list, tuple)) or not all(isinstance(s, int) for s in seeds):
         raise ConfigError(f'{where}: seeds must be a list of integers, got {seeds!r}')
     _check_seed_list(f'{where}: pretrain_seeds', suite.get('pretrain_seeds'))
+    if not isinstance(suite.get('deterministic', True), bool):
+        raise ConfigError(f'{where}: deterministic must be True or False, '
+                          f'got {suite["deterministic"]!r}')
 
     scale = suite['scale']
     if not isinstance(scale, Mapping):
