@@ -181,6 +181,7 @@ def _main(args: argparse.Namespace, out) -> int:
     from matssl_bench.commands.checks import check_selection, check_work_dir, validate_args
     from matssl_bench.fileio.locks import break_locks
     from matssl_bench.suite.plan import expand, load_suite
+    from matssl_bench.suite.runtime import current_runtime
     from matssl_bench.report.build import make_report, save_suite_meta
     from matssl_bench.engine.runner import SuiteRunner
 
@@ -191,8 +192,10 @@ def _main(args: argparse.Namespace, out) -> int:
         for stage in ('pretrain', 'finetune'):
             suite.scale[stage]['precision'] = args.precision
     validate_args(args, suite)
+    # threads, world size, device and versions enter every job key: resolved before planning
+    runtime = current_runtime(threads=args.threads, launcher=args.launcher)
     jobs = expand(suite, seeds=args.seeds, methods=args.methods, datasets=args.datasets,
-                  rows=args.rows)
+                  rows=args.rows, runtime=runtime)
     check_selection(jobs, args)
     work_dir = args.work_dir or Path('work_dirs') / suite.suite_name
     if args.dry_run:

@@ -16,11 +16,12 @@ from matssl_bench.engine import stages
 from matssl_bench.data_api import MicrographSet
 from matssl_bench.data.sources import build_audited_pool, build_micrograph_set
 from matssl_bench.models.encoders import read_state_dict
-from matssl_bench.errors import EncoderMismatchError, MissingResourceError
+from matssl_bench.errors import ConfigError, EncoderMismatchError, MissingResourceError
 from matssl_bench.data.image_io import BIT_DEPTH_POLICY
 from matssl_bench.fileio.locks import JobLock
 from matssl_bench.suite.plan import Job, build_method
 from matssl_bench.suite.precision import resolve_precision
+from matssl_bench.suite.runtime import device_class, runtime_mismatch
 from matssl_bench.evaluation.morphology import evaluate_morphology
 from matssl_bench.data.subsets import with_labels
 from matssl_bench.engine.transfer import evaluate_targets
@@ -77,9 +78,10 @@ class SuiteRunner:
         self.suite = suite
         self.work_dir = Path(work_dir)
         self.launcher = launcher
-        # How to run, not what: none of these is part of a job's key or changes its result.
+        # How to run, not what: the backend and checkpoint keeping change no result.
         self.vis_backend = vis_backend
         self.keep_checkpoints = keep_checkpoints
+        # --threads changes results (and is in every job key, with the loader workers it sets)
         self.threads = threads
         if threads is not None:
             torch.set_num_threads(threads)
@@ -105,6 +107,7 @@ class SuiteRunner:
     # -- execution ---------------------------------------------------------
     def run(self, jobs: list[Job]) -> list[Outcome]:
         """Run ``jobs`` in order; then wait for the ones another runner was doing."""
+        self.check_runtime(jobs)
         outcomes: dict[str, Outcome] = {}
         deferred: list[Job] = []  # their pretraining runs in another runner: do others first
         bar = tqdm(jobs, desc=f'suite {self.suite.suite_name}', unit='job', dynamic_ncols=True,
@@ -123,6 +126,17 @@ class SuiteRunner:
             if outcome.status == 'running-elsewhere':
                 outcomes[key] = self._wait_for(outcome.job, outcomes)
         return [outcomes[key] for key in dict.fromkeys(job.key for job in jobs) if key in outcomes]
+
+    def check_runtime(self, jobs: list[Job]) -> None:
+        """Jobs planned for other threads, world size or device would be stored under keys
+        that do not describe how they ran: refuse them."""
+        actual = dict(threads=torch.get_num_threads(), world_size=self.world_size,
+                      device=device_class())
+        for job in jobs:
+            problem = runtime_mismatch(job.spec.get('runtime'), actual)
+            if problem:
+                raise ConfigError(f'{job.stage} job {job.key} was planned for another runtime '
+                                  f'({problem}); plan the jobs in the process that runs them')
 
     def _lock(self, job: Job) -> JobLock:
         return JobLock(self.work_dir / 'locks' / f'{job.stage}-{job.key}.lock')
@@ -177,8 +191,8 @@ class SuiteRunner:
                 lock.release()
 
     def _scale(self, scale: dict) -> dict:
-        """A stage's scale with ``--threads`` as its data-loader workers (the key keeps the
-        suite's value: workers change speed, not results)."""
+        """A stage's scale with ``--threads`` as its data-loader workers (as the plan put it
+        in the job key: the worker count decides which worker draws which augmentation)."""
         return scale if self.threads is None else dict(scale, num_workers=self.threads)
 
     def _drop_resume_checkpoint(self, job: Job) -> None:
