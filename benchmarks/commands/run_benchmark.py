@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
-from matssl_bench.errors import BenchmarkError, ConfigError
+from matssl_bench.errors import BenchmarkError, ConfigError, DiskFullError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -165,6 +166,13 @@ def _parse_and_run(argv=None) -> int:
         if args.debug:
             traceback.print_exc()
         print(f'error: {one_line(err)}', file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        if args.debug:
+            traceback.print_exc()
+        print(f'error: {DiskFullError(err.filename or "the work dir")}', file=sys.stderr)
         return 2
 
 

@@ -19,6 +19,7 @@ from matssl_bench.models.encoders import read_state_dict
 from matssl_bench.errors import ConfigError, EncoderMismatchError, MissingResourceError
 from matssl_bench.data.image_io import BIT_DEPTH_POLICY
 from matssl_bench.fileio.locks import JobLock
+from matssl_bench.fileio.stale_files import clear_stale_temporaries
 from matssl_bench.suite.plan import Job, build_method
 from matssl_bench.suite.precision import resolve_precision
 from matssl_bench.suite.runtime import device_class, runtime_mismatch
@@ -89,7 +90,17 @@ class SuiteRunner:
             init_distributed(launcher)
         self.store = RecordStore(self.work_dir)
         self.rank, self.world_size = get_dist_info()
+        if self.rank == 0:
+            self._clear_stale_temporaries()
         self._methods: dict = {}
+
+    def _clear_stale_temporaries(self) -> None:
+        """Half-written files of runners killed mid-write (their process is gone)."""
+        removed = [p for sub in ('records', 'encoders', 'runs', 'tables')
+                   for p in clear_stale_temporaries(self.work_dir / sub)]
+        if removed:
+            tqdm.write(f'removed {len(removed)} temporary file(s) of killed writers, e.g. '
+                       f'{removed[0]}')
 
     def _method(self, name: str):
         """Each method is built once per runner from the suite's settings."""
