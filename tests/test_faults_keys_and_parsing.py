@@ -43,6 +43,7 @@ def _lines_naming(text: str, name: str) -> list[str]:
 def _run_tiny(folder: Path, threads=None, cfg=None, keep_checkpoints=False,
               vis_backend='local') -> dict:
     """Run the tiny suite's one RandomInit fine-tuning job; its record."""
+    folder.mkdir(parents=True, exist_ok=True)
     suite = load_suite(str(write_tiny_suite(folder, methods='RandomInit', epochs=1)), cfg or {})
     previous = torch.get_num_threads()
     try:
