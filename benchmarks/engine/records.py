@@ -30,18 +30,17 @@ REQUIRED_KEYS = {
 # a record whose field has another type is reported and skipped or rerun, never a TypeError.
 _TEXT = {'type': 'string'}
 _TEXT_OR_NULL = {'type': ['string', 'null']}
-_NUMBER_OR_NULL = {'type': ['number', 'null']}
 _COUNTS = {'type': 'array', 'items': {'type': 'number'}}
 _UNIT = {'type': 'object', 'required': ['name', 'intersection', 'union'],
          'properties': {'name': _TEXT, 'intersection': _COUNTS, 'union': _COUNTS,
                         'gt_area': _COUNTS, 'pred_area': _COUNTS,
                         'height': {'type': 'integer'}, 'width': {'type': 'integer'}}}
 _RESULT = {'type': 'object', 'required': ['mIoU'],
-           'properties': {'mIoU': {'type': 'number'}, 'aAcc': _NUMBER_OR_NULL,
+           'properties': {'mIoU': {'type': 'number'}, 'aAcc': {'type': 'number'},
                           'convention': _TEXT, 'images': {'type': 'array', 'items': _UNIT},
                           'selected_epoch': {'type': ['integer', 'null']}},
-           'patternProperties': {r'^IoU\.': _NUMBER_OR_NULL}}
-_HISTORY = {'type': 'array', 'items': {'type': 'object', 'additionalProperties': _NUMBER_OR_NULL}}
+           'patternProperties': {r'^IoU\.': {'type': 'number'}}}
+_HISTORY = {'type': 'array', 'items': {'type': 'object', 'additionalProperties': {'type': 'number'}}}
 RECORD_SCHEMA = {
     'type': 'object',
     'required': ['stage', 'key', 'status'],
