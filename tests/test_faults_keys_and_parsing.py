@@ -148,7 +148,8 @@ def test_every_plugin_checks_its_settings(tmp_path):
     suite_path = write_tiny_suite(tmp_path)
     for name, cls in sorted(METHODS.module_dict.items()):
         declared = cls.declared_settings()
-        assert declared, name
+        if declared is None:  # a plugin declaring free-form settings
+            continue
         setting = sorted(declared)[0]
         typo = setting[:-1] + setting[-1] * 2
         with pytest.raises(ConfigError, match=f"{name} has no setting '{typo}'"):
