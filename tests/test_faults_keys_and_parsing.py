@@ -29,6 +29,16 @@ TOOLS = REPO / 'tools'
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
 
 
+def _tool_main(name: str):
+    """``main`` of ``tools/<name>``, to call in this process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f'tool_{name[:-3]}', TOOLS / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
 def _tool(name: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(TOOLS / name), *args], capture_output=True,
                           text=True, timeout=timeout, env=ENV)
@@ -41,12 +51,16 @@ def _lines_naming(text: str, name: str) -> list[str]:
 # -- job keys ----------------------------------------------------------------------------
 
 def _run_tiny(folder: Path, threads=None, cfg=None, keep_checkpoints=False,
-              vis_backend='local') -> dict:
-    """Run the tiny suite's one RandomInit fine-tuning job; its record."""
+              vis_backend='local', torch_threads=None) -> dict:
+    """Run the tiny suite's one RandomInit fine-tuning job; its record. ``threads`` is
+    ``--threads`` (torch threads and loader workers), ``torch_threads`` torch's alone (as
+    ``OMP_NUM_THREADS`` sets it)."""
     folder.mkdir(parents=True, exist_ok=True)
     suite = load_suite(str(write_tiny_suite(folder, methods='RandomInit', epochs=1)), cfg or {})
     previous = torch.get_num_threads()
     try:
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
         runtime = current_runtime(threads=threads)
         jobs = expand(suite, runtime=runtime)
         [outcome] = SuiteRunner(suite, folder / 'work', threads=threads,
@@ -67,7 +81,7 @@ def _numbers(record: dict) -> str:
 # (label, first run, second run): each a dict of _run_tiny keywords. The first three change
 # results; the last two are how-to-run settings the key leaves out, so their results must match.
 CANDIDATES = [
-    ('threads', dict(threads=1), dict(threads=2)),
+    ('threads', dict(torch_threads=1), dict(torch_threads=2)),
     ('precision', dict(cfg={'scale.finetune.precision': 'fp32'}),
      dict(cfg={'scale.finetune.precision': 'bf16'})),
     ('loader workers', dict(cfg={'scale.finetune.num_workers': 0}),
@@ -271,20 +285,20 @@ def test_make_tables_skips_each_malformed_record_in_one_line(finished_work, tmp_
     json.dumps(dict(format='matssl-prepared/1', dataset='MetalDAM', files={'a.png': 3},
                     splits={'train': [dict(name=1, image='a', mask='b')]})),
 ], ids=['deep', 'wrong-types'])
-def test_bad_manifest_is_one_line_in_dry_run_and_verify(tmp_path, manifest):
+def test_bad_manifest_is_one_line_in_dry_run_and_verify(tmp_path, capsys, manifest):
     prepared = tmp_path / 'prep'
     prepared.mkdir()
     (prepared / 'manifest.json').write_text(manifest)
-    verify = _tool('prepare_data.py', '--verify', str(prepared))
-    assert verify.returncode in (1, 2) and 'Traceback' not in verify.stderr
-    assert len(_lines_naming(verify.stderr, 'manifest.json')) == 1
+    assert _tool_main('prepare_data.py')(['--verify', str(prepared)]) in (1, 2)
+    err = capsys.readouterr().err
+    assert len(_lines_naming(err, 'manifest.json')) == 1 and 'Traceback' not in err
     suite = tmp_path / 'suite.py'
     suite.write_text(f"_base_ = [{str(write_tiny_suite(tmp_path, methods='RandomInit'))!r}]\n"
                      f"finetune_sets = dict(synthetic=dict(_delete_=True, type='MetalDAM', "
                      f"root={str(prepared)!r}))\n")
-    dry = run_cli('--suite', str(suite), '--dry-run', env=ENV, timeout=300)
-    assert dry.returncode == 0 and 'Traceback' not in dry.stderr + dry.stdout
-    assert len(_lines_naming(dry.stdout, 'manifest.json')) == 1
+    assert main(['--suite', str(suite), '--dry-run']) == 0
+    out = capsys.readouterr().out
+    assert len(_lines_naming(out, 'manifest.json')) == 1
 
 
 # -- one line per expected failure ------------------------------------------------------------
@@ -372,21 +386,18 @@ def test_refused_weight_files_never_quote_torchs_advice(tmp_path):
     assert '\n' not in message
 
 
-def test_rescore_of_a_bad_best_pth_is_one_line(finished_work, tmp_path):
+def test_rescore_of_a_bad_best_pth_is_one_line(finished_work, tmp_path, capsys):
     import shutil
 
     work = tmp_path / 'work'
     shutil.copytree(finished_work[0], work)
     best = work / finished_work[1]['weights']
-    _evil_checkpoint(best)
-    result = _tool('rescore.py', '--work-dir', str(work), '--set', 'eval_stride=16')
-    assert result.returncode == 2 and 'Traceback' not in result.stderr
-    [line] = result.stderr.strip().splitlines()[-1:]
-    assert str(best) in line and 'weights_only' not in line
-    best.write_bytes(os.urandom(2000))
-    result = _tool('rescore.py', '--work-dir', str(work), '--set', 'eval_stride=16')
-    assert result.returncode == 2 and 'Traceback' not in result.stderr
-    assert str(best) in result.stderr.strip().splitlines()[-1]
+    rescore = _tool_main('rescore.py')
+    for bad in (_evil_checkpoint, lambda path: path.write_bytes(os.urandom(2000))):
+        bad(best)
+        assert rescore(['--work-dir', str(work), '--set', 'eval_stride=16']) == 2
+        [line] = [l for l in capsys.readouterr().err.splitlines() if l.startswith('error:')]
+        assert str(best) in line and 'weights_only' not in line
 
 
 def test_stale_temporaries_removed_only_when_their_writer_is_gone(tmp_path):
