@@ -281,8 +281,13 @@ def validate_suite(suite: Mapping, where: Optional[str] = None) -> None:
             raise unknown_key_error(f'{where}: finetune_scale', name, finetune_sets)
         check_scale(f'{where}: finetune_scale.{name}', overrides, 'finetune', partial=True)
 
-    for name in suite.get('method_cfg', {}):
-        resolve_method_names(name, f'{where}: method_cfg')
+    method_cfg = suite.get('method_cfg', {})
+    if not isinstance(method_cfg, Mapping):
+        raise ConfigError(f'{where}: method_cfg must be {{method: {{setting: value}}}}, '
+                          f'got {method_cfg!r}')
+    for name, settings in method_cfg.items():
+        for method in resolve_method_names(name, f'{where}: method_cfg'):
+            check_method_settings(f'{where}: method_cfg.{name}', method, settings)
     if not isinstance(suite['rows'], (list, tuple)) or not suite['rows']:
         raise ConfigError(f'{where}: rows must be a non-empty list of dict(finetune=, method=, ...)')
     from matssl_bench.registry import METHODS
@@ -304,6 +309,40 @@ def validate_suite(suite: Mapping, where: Optional[str] = None) -> None:
                                   f'{did_you_mean(pretrain, pretrain_sets)} (pretrain_sets: '
                                   f'{", ".join(pretrain_sets) or "none"}); methods with an SSL '
                                   'stage need one')
+
+
+def check_method_settings(where: str, method: str, settings: Any) -> None:
+    """A method's ``method_cfg`` entry against the settings its plugin declares
+    (``PretrainingMethod.declared_settings``); SimCLR view options under ``augmentation``
+    against the view transform's arguments."""
+    from matssl_bench.data.ssl_views import simclr_view_transform
+    from matssl_bench.method_api import SSLMethod
+    from matssl_bench.registry import METHODS
+
+    if not isinstance(settings, Mapping):
+        raise ConfigError(f'{where}: expected a dict of settings, got {settings!r}')
+    cls = METHODS.get(method)
+    declared = cls.declared_settings()
+    if declared is not None:
+        for key in settings:
+            if key not in declared:
+                raise ConfigError(f'{where}: {method} has no setting {key!r}'
+                                  f'{did_you_mean(key, declared)} (settings: '
+                                  f'{", ".join(sorted(declared))}; a plugin taking free-form '
+                                  'settings sets free_form_settings = True)')
+    augmentation = settings.get('augmentation')
+    # the shared SimCLR views (SSLMethod.view_transform) take these options; a plugin with its
+    # own view transform checks its own
+    if augmentation is not None and getattr(cls, 'view_transform', None) is SSLMethod.view_transform:
+        if not isinstance(augmentation, Mapping):
+            raise ConfigError(f'{where}.augmentation: expected a dict of view options, '
+                              f'got {augmentation!r}')
+        options = set(list(inspect.signature(simclr_view_transform).parameters)[1:])
+        for key in augmentation:
+            if key not in options:
+                raise ConfigError(f'{where}.augmentation: no view option {key!r}'
+                                  f'{did_you_mean(key, options)} (options: '
+                                  f'{", ".join(sorted(options))})')
 
 
 def _check_choice(where: str, value: Any, choices: Iterable[str]) -> None:
