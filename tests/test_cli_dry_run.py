@@ -62,12 +62,24 @@ def test_paper_suite_without_data_or_weights_lists_everything_at_once(tmp_path, 
     monkeypatch.delenv('MATSSL_WEIGHTS', raising=False)
     args = ['--suite', 'paper', '--work-dir', str(tmp_path / 'w')]
     text = dry_run(capsys, *args)
-    for folder in ('MetalDAM', 'Aachen-Heerlen', 'UHCS', 'EBC'):
-        assert f'{empty / folder}: missing folder' in text
+    for folder, kind in (('MetalDAM', 'MetalDAM'), ('Aachen-Heerlen', 'AachenHeerlen'),
+                         ('UHCS', 'UHCS'), ('EBC', 'EBC')):
+        assert f'- data {empty / folder} (' in text  # each missing folder once, with its fix
+        assert text.count(f'- data {empty / folder} (') == 1
+        assert f'python tools/prepare_data.py {kind} ' in text
     assert 'https://download.pytorch.org/models/resnet50-0676ba61.pth' in text
-    assert f'needed to exclude the test images of fine-tuning set EBC-3 from pretraining set ' \
-           f'UHCS+MetalDAM' in text
-    entries = json.loads(dry_run(capsys, *args, '--format', 'json'))['jobs']
+    assert 'run: python tools/fetch_weights.py --suite paper' in text
+    assert 'test images of EBC-1, EBC-2, EBC-3 excluded from pools' in ' '.join(text.split())
+    assert max(map(len, text.splitlines())) <= 120
+    assert f'read under {empty}: the built-in suites take it from MATSSL_DATA' in ' '.join(text.split())
+    report = json.loads(dry_run(capsys, *args, '--format', 'json'))
+    entries = report['jobs']
+    missing = {m['path']: m for m in report['missing']}
+    assert missing[str(empty / 'UHCS')]['url'] == 'https://hdl.handle.net/11256/940'
+    assert missing[str(empty / 'MetalDAM')]['fix'].startswith(
+        'python tools/prepare_data.py MetalDAM --src ')
+    assert missing[str(empty / 'EBC')]['excluded_from_pools'] == ['EBC-1', 'EBC-2', 'EBC-3']
+    assert report['totals']['status']['unavailable'] == len(entries) == 26
     assert {e['status'] for e in entries} == {'unavailable'}
     for e in entries:
         if e['stage'] == 'finetune':
@@ -118,6 +130,8 @@ def test_paper_aachen_counts_are_what_the_reader_builds(tmp_path, capsys, monkey
     monkeypatch.setenv('MATSSL_DATA', str(tmp_path))
     entries = json.loads(dry_run(capsys, '--suite', 'paper', '--work-dir', str(tmp_path / 'w'),
                                  '--datasets', 'Aachen', '--methods', 'SupervisedImageNet',
+                                 # 8 px images: 8 px patches, else no patch (an invalid job)
+                                 '--cfg-options', 'finetune_scale.Aachen.patch_size=8',
                                  '--format', 'json'))['jobs']
     [job] = entries
     suite = load_suite('paper')

@@ -31,6 +31,9 @@ def main(argv=None) -> int:
     parser.add_argument('--sha256', metavar='HEX',
                         help='full sha256 of the archive --download fetches, where the suite '
                         'pins none (it never unpacks an unverified archive)')
+    parser.add_argument('--min-size', type=int, default=32, metavar='PX',
+                        help='refuse images with a side under PX pixels (default 32, the '
+                        'smallest patch a shipped suite cuts)')
     parser.add_argument('--option', action='append', default=[], metavar='KEY=JSON',
                         help='reader option, e.g. --option seed=1 --option \'classes=["a","b"]\'')
     args = parser.parse_args(argv)
@@ -38,19 +41,20 @@ def main(argv=None) -> int:
         return verify_command(args.verify)
     if args.name is None or args.src is None or args.out is None:
         parser.error('NAME, --src and --out are required (or --verify DIR)')
-    from matssl_bench.data.prepare import prepare
+    from matssl_bench.data.prepare import prepare, reader_class
     from matssl_bench.commands.run_benchmark import parse_json_options
-    from matssl_bench.errors import ConfigError
     from matssl_bench.suite.schema import check_dataset_cfg
     try:
+        cls = reader_class(args.name)  # case-insensitive: metaldam -> MetalDAM
         options = parse_json_options(args.option)
-        check_dataset_cfg('--option', dict(type=args.name, root=str(args.src), **options))
-    except ConfigError as err:
+        check_dataset_cfg(f'{cls.__name__} --option', dict(type=cls.__name__, root=str(args.src),
+                                                           **options))
+    except BenchmarkError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     try:
-        manifests = prepare(args.name, args.src, args.out, fetch=args.download, options=options,
-                            archive_sha256=args.sha256)
+        manifests = prepare(cls.__name__, args.src, args.out, fetch=args.download, options=options,
+                            archive_sha256=args.sha256, min_size=args.min_size)
     except BenchmarkError as err:
         print(f'error: {err}', file=sys.stderr)
         return 1

@@ -37,7 +37,7 @@ def _method_hint(patterns, suite_methods: list[str]) -> str:
 
 def validate_args(args, suite) -> None:
     """Refuse options that would run nothing, run a job twice or be silently ignored."""
-    from matssl_bench.suite.plan import expand_rows
+    from matssl_bench.suite.plan import expand_rows, pool_patterns_valid
 
     if args.format == 'json' and not args.dry_run:
         raise BenchmarkError('--format json only applies to --dry-run (the plan); '
@@ -53,6 +53,8 @@ def validate_args(args, suite) -> None:
     methods = [r['method'] for r in rows]
     _check_patterns('--methods', args.methods, methods, _method_hint(args.methods, methods))
     _check_patterns('--datasets', args.datasets, [r['finetune'] for r in rows])
+    _check_patterns('--pretrain-sets', getattr(args, 'pretrain_sets', None),
+                    pool_patterns_valid(suite))
     if args.rows is not None:
         bad = [i for i in args.rows if not 0 <= i < len(rows)]
         if bad:
@@ -64,8 +66,10 @@ def validate_args(args, suite) -> None:
 
 def check_selection(jobs, args) -> None:
     """Options that each match something may still select no job together."""
-    if not jobs and (args.methods or args.datasets or args.rows is not None):
-        raise BenchmarkError('--methods, --datasets and --rows together select no job')
+    if not jobs and (args.methods or args.datasets or args.rows is not None
+                     or getattr(args, 'pretrain_sets', None)):
+        raise BenchmarkError('--methods, --datasets, --pretrain-sets and --rows together '
+                             'select no job')
 
 
 def check_work_dir(work_dir: Path) -> None:

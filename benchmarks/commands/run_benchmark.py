@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
-from matssl_bench.errors import BenchmarkError, ConfigError
+from matssl_bench.errors import BenchmarkError, ConfigError, DiskFullError
 
 # Exit codes of `--job KEY` (and of every run): 0 finished or cached; 2 bad input or error.
 EXIT_BLOCKED = 3       # --job: its pretraining job has no finished record yet
@@ -77,6 +78,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--seeds', type=int, nargs='+', help='seeds (default: the suite\'s)')
     p.add_argument('--methods', nargs='+', help='glob patterns of method names to run')
     p.add_argument('--datasets', nargs='+', help='glob patterns of fine-tuning sets to run')
+    p.add_argument('--pretrain-sets', nargs='+', metavar='PATTERN',
+                   help='glob patterns of pretraining sets to run, or of their sources: '
+                   '--pretrain-sets MetalDAM narrows every pool to its MetalDAM part (a pool '
+                   'left empty is not run); rows without pretraining always run')
     p.add_argument('--rows', type=int, nargs='+', help='indices of suite rows to run')
     p.add_argument('--protocol', choices=['published', 'clean'],
                    help="model selection and mIoU convention (default: the suite's)")
@@ -184,6 +189,13 @@ def _parse_and_run(argv=None) -> int:
             traceback.print_exc()
         print(f'error: {one_line(err)}', file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        if args.debug:
+            traceback.print_exc()
+        print(f'error: {DiskFullError(err.filename or "the work dir")}', file=sys.stderr)
+        return 2
 
 
 def plan_jobs(args: argparse.Namespace) -> tuple:
@@ -191,6 +203,7 @@ def plan_jobs(args: argparse.Namespace) -> tuple:
     --protocol and --precision, expanded and filtered, every option checked."""
     from matssl_bench.commands.checks import check_selection, validate_args
     from matssl_bench.suite.plan import expand, load_suite
+    from matssl_bench.suite.runtime import current_runtime
 
     suite = load_suite(args.suite, args.cfg_options)
     if args.protocol:
@@ -199,8 +212,10 @@ def plan_jobs(args: argparse.Namespace) -> tuple:
         for stage in ('pretrain', 'finetune'):
             suite.scale[stage]['precision'] = args.precision
     validate_args(args, suite)
+    # threads, world size, device and versions enter every job key: resolved before planning
+    runtime = current_runtime(threads=args.threads, launcher=args.launcher)
     jobs = expand(suite, seeds=args.seeds, methods=args.methods, datasets=args.datasets,
-                  rows=args.rows)
+                  rows=args.rows, pretrain_sets=args.pretrain_sets, runtime=runtime)
     check_selection(jobs, args)
     return suite, jobs, args.work_dir or Path('work_dirs') / suite.suite_name
 
@@ -221,20 +236,27 @@ def _main(args: argparse.Namespace, out) -> int:
     from matssl_bench.engine.runner import SuiteRunner
 
     suite, jobs, work_dir = plan_jobs(args)
+    from matssl_bench.engine.dry_run import (blocking_problems, format_text, inspect_plan,
+                                             plan_report)
     if args.dry_run:
-        from matssl_bench.engine.dry_run import format_text, inspect_plan
-
-        entries = inspect_plan(suite, jobs, work_dir)
+        entries = inspect_plan(suite, jobs, work_dir, args.suite)
         if args.job:
             entries = [e for e in entries if e['key'] == select_job(jobs, args.job)[-1].key]
-        if args.format == 'json':
-            from matssl_bench.suite.cost import plan_gpu_hours
-            print(json.dumps(dict(jobs=entries, totals=plan_gpu_hours(entries)), indent=2),
-                  file=out)
-        else:
-            print(format_text(entries), file=out)
-        return 0
+        report = plan_report(entries, suite.get('data_root'))
+        print(json.dumps(report, indent=2) if args.format == 'json' else format_text(report),
+              file=out)
+        # data that is there but unusable is an error; absent resources are only listed
+        return 2 if blocking_problems(report) else 0
     check_work_dir(work_dir)
+    # data checked before any training: label values, split lists, images vs patch size
+    problems = blocking_problems(plan_report(inspect_plan(suite, jobs, work_dir, args.suite,
+                                                          read_records=False)))
+    if problems:
+        for line in problems:
+            print(f'error: {line}', file=sys.stderr)
+        print(f'error: {len(problems)} data problem(s); nothing was run '
+              '(--dry-run lists the whole plan)', file=sys.stderr)
+        return 2
     planned = jobs
     if args.job:
         jobs = select_job(jobs, args.job)
@@ -270,9 +292,14 @@ def _main(args: argparse.Namespace, out) -> int:
 
 
 def select_job(jobs: list, key: str) -> list:
-    """The job whose key is (or starts with) ``key``, preceded by its pretraining job, if any."""
+    """The job whose key or plan id (the key without this machine's runtime facts, as
+    ``submit_slurm.py`` passes it) is (or starts with) ``key``, preceded by its pretraining
+    job, if any."""
     by_key = {job.key: job for job in jobs}
-    matches = [k for k in by_key if k == key] or [k for k in by_key if k.startswith(key)]
+    by_id = {job.plan_id: job.key for job in jobs if job.plan_id}
+    names = {**{k: k for k in by_key}, **by_id}
+    matches = sorted({names[n] for n in names if n == key}
+                     or {names[n] for n in names if n.startswith(key)})
     if len(matches) != 1:
         what = 'no planned job has' if not matches else f'{len(matches)} planned jobs have'
         raise ConfigError(f'--job {key}: {what} this key (the suite, --cfg-options, --seeds, '

@@ -29,10 +29,39 @@ import numpy as np
 
 from matssl_bench.data_api import LabeledImage, MicrographSet, UnlabeledImage
 from matssl_bench.errors import DataError, MissingResourceError
+from matssl_bench.fileio.bounded_json import JsonProblem, read_json
 from matssl_bench.data.image_io import (check_labels, fingerprint, read_image, read_mask, reconcile_sizes,
                        natural_key)
 
 PREPARED_FORMAT = 'matssl-prepared/1'
+# Types of what the readers use from a prepared copy's manifest.json (JSON Schema; the file
+# is read bounded in size and depth, fileio/bounded_json.py).
+_NAME = {'type': 'string'}
+MANIFEST_SCHEMA = {
+    'type': 'object',
+    'required': ['format', 'dataset'],
+    'properties': {
+        'format': _NAME, 'dataset': _NAME, 'options': {'type': 'object'},
+        'splits': {'type': 'object', 'additionalProperties': {'type': 'array', 'items': {
+            'type': 'object', 'required': ['name', 'image', 'mask'],
+            'properties': {'name': _NAME, 'image': _NAME, 'mask': _NAME}}}},
+        'unlabeled': {'type': 'array', 'items': {
+            'type': 'object', 'required': ['name', 'image'],
+            'properties': {'name': _NAME, 'image': _NAME}}},
+        'files': {'type': 'object', 'additionalProperties': _NAME},
+        'sizes': {'type': 'object', 'additionalProperties': {'type': 'integer', 'minimum': 0}},
+    },
+}
+
+
+def read_manifest(path: Path) -> dict:
+    """A prepared copy's manifest.json, bounded and typed; a ``DataError`` naming it otherwise."""
+    try:
+        return read_json(path, MANIFEST_SCHEMA)
+    except JsonProblem as err:
+        raise DataError(f'{path}: unusable manifest: {err}') from None
+    except OSError as err:
+        raise DataError(f'{path}: unreadable manifest ({err.strerror or type(err).__name__})') from None
 DUPLICATE_THRESHOLD = 0.95
 
 
@@ -150,6 +179,18 @@ class FileMicrographSet(MicrographSet):
     def read_mask_file(self, record: LabeledFile) -> np.ndarray:
         return read_mask(record.mask, self.palette)
 
+    # Whether masks are files whose values can be wrong (a reader drawing its masks from
+    # polygons sets False): only those are checked by ``label_check`` before training.
+    masks_are_files: bool = True
+
+    def mask_label_values(self, record: LabeledFile) -> list[int]:
+        """The distinct values of a mask file as stored (before any label mapping)."""
+        return np.unique(self.read_mask_file(record)).tolist()
+
+    def declared_label_values(self) -> set[int]:
+        """The values :meth:`mask_label_values` may hold."""
+        return set(range(self.source_num_classes))
+
     # -- index -----------------------------------------------------------------
     def is_prepared(self) -> bool:
         return (self.prepared_dir() / 'manifest.json').is_file()
@@ -158,7 +199,7 @@ class FileMicrographSet(MicrographSet):
         self.prepared = self.is_prepared()
         if self.prepared:
             return self._index_prepared()
-        require_dir(self.root, f'{self.name} data; see README "Data sets"')
+        require_dir(self.root, f'{self.name} data; see docs/datasets.md')
         files, unlabeled = self.index_source()
         for split in self.splits:
             files.setdefault(split, [])
@@ -167,10 +208,7 @@ class FileMicrographSet(MicrographSet):
     def _index_prepared(self):
         folder = self.prepared_dir()
         path = folder / 'manifest.json'
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise DataError(f'{path}: unreadable manifest ({err})') from None
+        manifest = read_manifest(path)
         if manifest.get('format') != PREPARED_FORMAT or manifest.get('dataset') != self.name:
             raise DataError(f'{path}: not a prepared {self.name} copy '
                             f'(format {manifest.get("format")}, data set {manifest.get("dataset")})')
@@ -185,6 +223,10 @@ class FileMicrographSet(MicrographSet):
                          for e in manifest['unlabeled']]
             self._expected_sizes = {inside(folder, rel, path): int(size)
                                     for rel, size in manifest.get('sizes', {}).items()}
+            self.listed_label_values = {
+                inside(folder, e['mask'], path): [int(v) for v in e['label_values']]
+                for split in self.splits for e in manifest['splits'].get(split, [])
+                if 'label_values' in e}
         except (KeyError, TypeError, AttributeError, ValueError) as err:
             raise DataError(f'{path}: malformed manifest ({type(err).__name__}: {err})') from None
         return files, unlabeled

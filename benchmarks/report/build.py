@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -18,6 +19,7 @@ from matssl_bench.data import leakage
 from matssl_bench.engine.records import RecordStore, record_problem
 from matssl_bench.evaluation import statistics as stats
 from matssl_bench.fileio.atomic import atomic_write, write_json_atomic
+from matssl_bench.fileio.bounded_json import JsonProblem, read_json
 from matssl_bench.report.configurations import job_slot, select
 from matssl_bench.report.figures import (figure_formats, miou_intervals, prediction_overlays,
                                          ranking_figure, validation_curves)
@@ -45,6 +47,28 @@ def save_suite_meta(work_dir: Path, suite, jobs=()) -> None:
         name=suite.suite_name, protocol=suite.protocol, quoted=list(suite.get('quoted', [])),
         notes=suite.get('notes', ''), description=suite.get('description', ''),
         baseline=suite.get('baseline', DEFAULT_BASELINE), plan=plan))
+
+
+# What the tables read from suite.json; quoted rows are dicts naming their table.
+SUITE_META_SCHEMA = {'type': 'object', 'properties': {
+    'name': {'type': 'string'}, 'notes': {'type': 'string'}, 'baseline': {'type': 'string'},
+    'plan': {'type': 'object', 'additionalProperties': {'type': 'string'}},
+    'quoted': {'type': 'array', 'items': {'type': 'object', 'required': ['table'],
+                                          'properties': {'table': {'type': 'string'}}}}}}
+
+
+def read_suite_meta(path: Path) -> dict:
+    """suite.json beside the records; a bad one is named in one line and the tables go on
+    without its quoted values, notes and plan."""
+    empty = dict(quoted=[], notes='')
+    if not path.exists():
+        return empty
+    try:
+        return {**empty, **read_json(path, SUITE_META_SCHEMA)}
+    except (JsonProblem, OSError) as err:
+        print(f'warning: {path}: unusable suite metadata ({err}); tables without quoted '
+              'values, notes and plan', file=sys.stderr)
+        return empty
 
 
 def load_records(work_dir: Path) -> list[dict]:
@@ -104,7 +128,7 @@ def _make_report(work_dir: Path, out_dir: Optional[Path], all_records: bool,
     work_dir = Path(work_dir)
     out_dir = Path(out_dir or work_dir / 'tables')
     meta_path = work_dir / SUITE_META
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else dict(quoted=[], notes='')
+    meta = read_suite_meta(meta_path)
     everything = load_records(work_dir) if everything is None else everything
     plan = (meta.get('plan') or {}).values() if meta.get('plan') else None
     selection = select(everything, plan, all_records)

@@ -52,11 +52,15 @@ def _fmt(value) -> str:
 def _precision(rec: dict, pretrain_precision: dict) -> str:
     """'SSL bf16, FT fp32'-style: the precisions a finished result's stages ran with
     (records from before the precision option ran in fp32; '?' where the pretraining
-    record is not among the records given)."""
+    record is not among the records given), then the fine-tuning's process count when
+    above 1 and 'non-deterministic' when the suite turned ``deterministic`` off."""
     finetune = f"FT {rec.get('precision', 'fp32')}"
+    # how it ran, where it differs from one deterministic process (records before: so)
+    extra = ''.join([f", {rec['world_size']} processes" if rec.get('world_size', 1) > 1 else '',
+                     ', non-deterministic' if rec.get('deterministic') is False else ''])
     if rec.get('depends_on') is None:
-        return finetune
-    return f"SSL {pretrain_precision.get(rec['depends_on'], '?')}, {finetune}"
+        return finetune + extra
+    return f"SSL {pretrain_precision.get(rec['depends_on'], '?')}, {finetune}{extra}"
 
 
 def _group_key(rec: dict) -> tuple:
@@ -257,6 +261,8 @@ def _row(g: dict, result: str, n_resamples: int, bootstrap_seed: int, draws: Dra
             notes.append(NO_IMAGES)
     mean = float(np.mean(values)) if values else float('nan')
     low, high = estimate.interval() if estimate else (float('nan'), float('nan'))
+    if g['row'].get('overrides'):  # --cfg-options / --pretrain-sets changed this row
+        notes.append('differs from the suite file: ' + '; '.join(g['row']['overrides']))
     published = g['row'].get('published')
     published = float('nan') if published is None else float(published)
     label = method + (f' [{config_label}]' if config_label else '')
