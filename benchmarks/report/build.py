@@ -8,7 +8,7 @@ from typing import Optional
 from matssl_bench.data import leakage
 from matssl_bench.evaluation import statistics as stats
 from matssl_bench.report.figures import miou_intervals, prediction_overlays, validation_curves
-from matssl_bench.report.variant_tables import protocol_run, write_protocol_tables
+from matssl_bench.report.variant_tables import variant_run, write_variant_tables
 from matssl_bench.engine.records import RecordStore
 from matssl_bench.fileio.atomic import write_json_atomic
 from matssl_bench.report.tables import DEFAULT_BASELINE, finetune_table, per_class_table, quoted_table, write_table
@@ -31,8 +31,8 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, lis
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else dict(quoted=[], notes='')
     store = RecordStore(work_dir)
     records = store.all('finetune')
-    # runs of other protocols (label subsets, frozen encoders, tricks) have tables of their own
-    all_records, records = records, [r for r in records if not protocol_run(r)]
+    # variant runs (label subsets, frozen encoders, tricks) have tables of their own
+    all_records, records = records, [r for r in records if not variant_run(r)]
     pretraining = store.all('pretrain')  # the tables' precision column reads them
     tables = sorted({r.get('row', {}).get('table', 'table4') for r in records}) or ['table4']
     baseline = meta.get('baseline', DEFAULT_BASELINE)
@@ -63,7 +63,7 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, lis
                                result='test_last'), out_dir, f'{name}_last_epoch',
                 f'{name}, the last epoch\'s weights instead of the selected epoch\'s. '
                 f'{stats.method_note(baseline=baseline)}')
-    written.update(write_protocol_tables(all_records, out_dir, baseline))  # protocols beyond Tables 4-5
+    written.update(write_variant_tables(all_records, out_dir, baseline))  # variants beyond Tables 4-5
     written['figures'] = (validation_curves(records, out_dir)
                           + miou_intervals(interval_tables, out_dir)
                           + prediction_overlays(records, work_dir, out_dir))

@@ -1,8 +1,9 @@
-# Protocols smoke suite: label efficiency, frozen encoder + linear probe, transfer between two
-# synthetic "materials" with the same classes, training tricks and morphology, on embedded
-# synthetic micrographs at a scale 2 CPU cores finish in minutes.
+# Variants smoke suite (its name, protocols-smoke, is kept for existing work dirs): label
+# efficiency, frozen encoder + linear probe, transfer between two synthetic "materials" with
+# the same classes, training tricks and morphology, on embedded synthetic micrographs at a
+# scale 2 CPU cores finish in minutes.
 _base_ = './_training_tricks.py'
-description = ('every protocol beyond Tables 4-5 (labels, frozen, transfer, tricks, '
+description = ('every variant beyond Tables 4-5 (labels, frozen, transfer, tricks, '
                'morphology) on two synthetic materials (tiny scale)')
 protocol = 'clean'
 seeds = [0]

@@ -6,7 +6,7 @@
 # augmentation (flips and scales 0.75/1/1.25), encoder learning rate x0.1.
 # Rough estimate, not a measurement: 3 SSL pretraining jobs (~2-3 GPU-hours each) plus 7 x 5
 # MetalDAM fine-tuning runs (minutes each; downscaled runs are ~4x cheaper): 9-12 GPU-hours.
-_base_ = ['./_protocols_common.py', './_training_tricks.py']
+_base_ = ['./_variants_common.py', './_training_tricks.py']
 description = ('training tricks (GPU): augmentation, balanced crops, downscaling, TTA, '
                'encoder lr, one at a time then stacked, MetalDAM')
 _methods = ('MatSSL', 'MoCoV2', 'DenseCL', 'SupervisedImageNet', 'RandomInit')
