@@ -49,3 +49,11 @@ def test_docs_document_every_row_and_data_set_key():
                   for word in re.findall(r'[a-z_]+', span)}
     keys = set(ROW_KEYS) | set(DATASET_EXTRA_KEYS) | set(POOL_SOURCE_EXTRA_KEYS)
     assert keys - documented == set()
+
+
+@pytest.mark.parametrize('page', [REPO / 'README.md', *DOCS], ids=lambda p: p.name)
+def test_every_source_file_named_exists(page):
+    """Docs point at code by path (`benchmarks/data/patching.py`); the paths stay true."""
+    text = re.sub(r'```.*?```', '', page.read_text(), flags=re.S)
+    named = set(re.findall(r'\b((?:benchmarks|tools|tests|examples)/[\w./-]+\.(?:py|md))', text))
+    assert sorted(p for p in named if not (REPO / p).exists()) == []
