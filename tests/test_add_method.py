@@ -19,6 +19,7 @@ def readme_plugin(tmp_path):
     return name, path
 
 
+@pytest.mark.slow
 def test_new_method_file_appears_in_list_and_table(readme_plugin, tmp_path):
     name, path = readme_plugin
     listed = run_cli('--list', '--plugin', str(path))
@@ -35,6 +36,7 @@ def test_new_method_file_appears_in_list_and_table(readme_plugin, tmp_path):
     assert 0.0 < row['mean'] <= 100.0
 
 
+@pytest.mark.slow
 def test_plugin_outside_the_repository_via_flag(tmp_path):
     plugin = tmp_path / 'my_method.py'
     plugin.write_text(

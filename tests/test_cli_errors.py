@@ -148,6 +148,7 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
     assert err.strip().splitlines()[-1].startswith('error: ')
 
 
+@pytest.mark.slow
 def test_in_a_fresh_process(tmp_path):
     """What a user sees: exit status 2 and one line, no traceback."""
     path = suite_file(tmp_path, "method='*'", "method='SimSiam'")

@@ -4,9 +4,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, write_tiny_suite
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(tmp_path):
     suite = write_tiny_suite(tmp_path, methods='M[ao]*', epochs=1)  # MatSSL and MoCoV2 (batch shuffle)
     work = tmp_path / 'work'
@@ -22,6 +25,7 @@ def test_torchrun_two_processes(tmp_path):
     assert out.stdout.count('4 jobs: 4 finished') == 1  # only rank 0 reports
 
 
+@pytest.mark.slow
 def test_two_process_nt_xent_equals_one_process_on_the_global_batch(tmp_path):
     """MatSSL's NT-Xent gathers embeddings from every rank: loss and gradients of a run
     split over two processes equal those of one process on the same global batch."""

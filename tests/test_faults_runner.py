@@ -19,6 +19,7 @@ def _lines_naming(text: str, path: Path) -> list[str]:
     return [line for line in text.splitlines() if str(path) in line]
 
 
+@pytest.mark.slow
 def test_corrupt_record_resume_checkpoint_and_weight_file_each_cost_one_line(tmp_path):
     suite_path = write_tiny_suite(tmp_path, methods='[RS]*', epochs=1)  # RandomInit, SupervisedImageNet
     suite = load_suite(str(suite_path))

@@ -5,10 +5,13 @@ import os
 import time
 
 import pandas as pd
+import pytest
 import torch
 import torchvision
 
 from conftest import run_cli, write_tiny_suite
+
+pytestmark = pytest.mark.slow  # trains suites or starts processes
 
 
 def _finetune_records(work_dir):

@@ -15,6 +15,7 @@ def _records(work_dir):
     return {p.name: p.read_bytes() for p in (work_dir / 'records').rglob('*.json')}
 
 
+@pytest.mark.slow
 def test_unchanged_settings_reproduce_the_records_and_a_new_stride_is_compared(
         finished_suite, tmp_path):
     finished_work_dir = finished_suite.work_dir  # read only: the results go to --out

@@ -4,8 +4,11 @@ import math
 import textwrap
 
 import pandas as pd
+import pytest
 
 from conftest import run_cli
+
+pytestmark = pytest.mark.slow  # trains suites or starts processes
 
 TINY_VARIANTS = '''
 description = 'tiny variants suite'
