@@ -170,17 +170,19 @@ def _registry_contents() -> dict:
 
 
 def _forget_plugins(registries: dict, modules: set) -> None:
-    """Unregister what plugins loaded by the run registered, and unload them; names that the
-    suite's and mmengine's own modules registered on first use stay (their modules stay
-    imported, so they would not register again)."""
+    """Unregister what plugins registered since ``registries`` was taken, and unload the
+    plugin modules imported since ``modules``; names that the suite's and mmengine's own
+    modules registered on first use stay (their modules stay imported, so they would not
+    register again)."""
     own = ('matssl_bench.', 'mmengine.', 'mmseg.', 'mmcv.', 'mmpretrain.', 'mmselfsup.')
     plugin_modules = set()
     for registry, names in registries.items():
         for name in set(registry._module_dict) - names:
             module = getattr(registry._module_dict[name], '__module__', '') or ''
-            if module not in modules and not module.startswith(own):
+            if not module.startswith(own):
                 del registry._module_dict[name]
-                plugin_modules.add(module)
+                if module not in modules:
+                    plugin_modules.add(module)
     for name in plugin_modules | {m for m in set(sys.modules) - modules
                                   if m.startswith('matssl_bench_user_plugin_')}:
         sys.modules.pop(name, None)
@@ -241,6 +243,15 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _plugins_forgotten():
+    """A plugin a test registers (--plugin in-process, import_user_plugin) is gone after it:
+    it would add a phantom row to every later `method='*'` suite."""
+    registries, modules = _registry_contents(), set(sys.modules)
+    yield
+    _forget_plugins(registries, modules)
 
 
 @pytest.fixture
