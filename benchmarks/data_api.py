@@ -47,6 +47,8 @@ class MicrographSet:
     published_mean_classes: Optional[tuple[int, ...]] = None
     # Patch overlap of this source's images in SSL pretraining (None: the suite's scale).
     pretrain_overlap: Optional[float] = None
+    # Micrometres per pixel of the original images (None: unknown); figures draw a scale bar.
+    pixel_size_um: Optional[float] = None
 
     @property
     def name(self) -> str:
@@ -79,7 +81,9 @@ class MicrographSet:
         return dict(name=self.name, classes=list(self.classes),
                     palette=[list(c) for c in self.palette],
                     published_mean_classes=(list(self.published_mean_classes)
-                                            if self.published_mean_classes is not None else None))
+                                            if self.published_mean_classes is not None else None),
+                    **({} if self.pixel_size_um is None
+                       else dict(pixel_size_um=self.pixel_size_um)))
 
 
 def validate_pair(item: LabeledImage, num_classes: int, source: str = '') -> None:

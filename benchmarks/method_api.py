@@ -16,7 +16,8 @@ import torch
 from mmengine.model import BaseModel
 
 from matssl_bench.models.encoders import (build_resnet, encoder_state_of,
-                                          load_encoder_state, stage_channels)
+                                          load_encoder_state, read_state_dict, stage_channels)
+from matssl_bench.models.foreign_checkpoints import convert_state
 from matssl_bench.models.losses import nt_xent
 from matssl_bench.models.mmselfsup_bridge import (build_mmselfsup_model,
                                                   momentum_contrast_cfg)
@@ -31,7 +32,7 @@ EncoderState = dict[str, torch.Tensor]
 # What a method plugin may import from here.
 __all__ = ['PretrainingMethod', 'SSLMethod', 'EncoderState', 'INITS', 'build_resnet',
            'load_encoder_state', 'stage_channels', 'nt_xent', 'build_mmselfsup_model',
-           'momentum_contrast_cfg']
+           'momentum_contrast_cfg', 'read_state_dict', 'convert_state', 'file_sha256']
 INITS = ('imagenet', 'micronet', 'random')
 
 
@@ -50,6 +51,12 @@ class PretrainingMethod:
     needs_pretraining = False
     #: Label shown in tables (defaults to the registered name).
     label: Optional[str] = None
+    #: Where the implementation comes from and the config its settings follow (``--list``).
+    source: str = ''
+    reference_config: str = ''
+    #: Whether a suite row's method pattern (``'*'``) includes it; False: only rows or
+    #: ``--methods`` naming it do (the comparison methods beyond the paper's set).
+    in_wildcards: bool = True
 
     def __init__(self, init: str = 'imagenet', weights_path: Optional[str] = None, **hparams: Any):
         if init not in INITS:
@@ -133,6 +140,10 @@ class SSLMethod(PretrainingMethod):
 
     def optim_wrapper(self, batch_size: int) -> dict:
         return dict(type='OptimWrapper', optimizer=dict(self.hparams['optimizer']))
+
+    def custom_hooks(self, batch_size: int) -> list:
+        """mmengine hook configs the SSL stage needs (``batch_size``: per process)."""
+        return []
 
     def param_scheduler(self, epochs: int) -> list:
         # stepped per iteration; ``schedule_per_epoch=True`` steps per epoch (the authors' code)

@@ -46,11 +46,19 @@ def _import_failure(source: Path, err: BaseException) -> str:
             f'{" ".join(str(err).split())}); fix or remove the file')
 
 
-def import_user_plugin(spec: str) -> None:
+def _loaded_from(name: str, path: Path) -> bool:
+    module = sys.modules.get(name)
+    origin = getattr(getattr(module, '__spec__', None), 'origin', None)
+    return origin is not None and Path(origin).resolve() == path.resolve()
+
+
+def import_user_plugin(spec: str, origin: str = '--plugin') -> None:
     """Import a plugin given as a dotted module name or as a path to a .py file.
 
     A module that cannot be imported, or registers a name that already exists, is a
-    :class:`ConfigError` naming the plugin.
+    :class:`ConfigError` naming the plugin and ``origin`` (``--plugin`` or the suite's
+    ``plugins`` entry). A file already imported (named by the suite and by ``--plugin``)
+    is not imported twice.
     """
     from matssl_bench.errors import ConfigError
 
@@ -58,8 +66,10 @@ def import_user_plugin(spec: str) -> None:
     try:
         if spec.endswith('.py'):
             if not path.is_file():
-                raise ConfigError(f'--plugin {spec}: no such file')
+                raise ConfigError(f'{origin} {spec}: no such file')
             name = f'matssl_bench_user_plugin_{path.stem}'
+            if _loaded_from(name, path):
+                return
             module_spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[name] = module
@@ -67,7 +77,7 @@ def import_user_plugin(spec: str) -> None:
         else:
             importlib.import_module(spec)
     except KeyError as err:  # mmengine: '<name> is already registered in <registry> at <module>'
-        raise ConfigError(f'--plugin {spec}: {err.args[0] if err.args else err}; rename the '
+        raise ConfigError(f'{origin} {spec}: {err.args[0] if err.args else err}; rename the '
                           'class, or register it with register_module(force=True) to replace '
                           'the existing one') from err
     except ConfigError:
@@ -75,7 +85,7 @@ def import_user_plugin(spec: str) -> None:
     except Exception as err:  # noqa: BLE001 - any failure of the user's module is reported as one line
         hint = ('give a dotted module name importable from PYTHONPATH or the path of a .py file'
                 if isinstance(err, ImportError) else 'fix the module')
-        raise ConfigError(f'--plugin {spec}: cannot import it ({type(err).__name__}: '
+        raise ConfigError(f'{origin} {spec}: cannot import it ({type(err).__name__}: '
                           f'{" ".join(str(err).split())}); {hint}') from err
 
 

@@ -180,6 +180,10 @@ class AachenHeerlen(FileMicrographSet):
         return {split: [records[s] for s in stems] for split, stems in
                 (('train', train), ('val', val), ('test', test))}, []
 
+    @property
+    def masks_are_files(self) -> bool:
+        return self.prepared  # the public layout's masks are drawn from polygons (0/1)
+
     def read_mask_file(self, record: LabeledFile) -> np.ndarray:
         if self.prepared:
             return super().read_mask_file(record)

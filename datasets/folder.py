@@ -90,6 +90,16 @@ class Folder(FileMicrographSet):
                             f'label_map (it maps {", ".join(map(str, known))})')
         return mapped
 
+    def mask_label_values(self, record: LabeledFile) -> list[int]:
+        if self.label_lut is None or self.prepared:
+            return super().mask_label_values(record)
+        return np.unique(read_mask(record.mask, self.palette)).tolist()  # before label_map
+
+    def declared_label_values(self) -> set[int]:
+        if self.label_lut is None or self.prepared:
+            return super().declared_label_values()
+        return {int(v) for v in np.nonzero(self.label_lut != 255)[0]}
+
     def options(self) -> dict:
         return dict(classes=list(self.classes), seed=self.seed, test_fraction=self.test_fraction,
                     val_fraction=self.val_fraction)

@@ -15,6 +15,10 @@ from matssl_bench.registry import METHODS
 class DenseCL(SSLMethod):
     """DenseCL (mmselfsup DenseCL): global and dense contrastive losses, momentum encoder."""
 
+    source = 'mmselfsup 1.0.0 DenseCL'
+    # model only; optimiser and views are the paper's SSL recipe
+    reference_config = 'configs/selfsup/densecl/densecl_resnet50_8xb32-coslr-200e_in1k.py (model)'
+
     defaults = dict(SSLMethod.defaults, queue_len=65536, feat_dim=128, momentum=0.999,
                     temperature=0.2, hidden_dim=2048, loss_lambda=0.5)
 

@@ -12,6 +12,8 @@ from matssl_bench.registry import METHODS
 class SupervisedImageNet(PretrainingMethod):
     """Supervised ImageNet encoder from torchvision's published weights (no SSL stage)."""
 
+    source = 'torchvision ImageNet weights'
+
     label = 'supervised ImageNet'
 
     def __init__(self, weights_path=None, **hparams):

@@ -94,6 +94,8 @@ class MatSSLModel(BaseModel):
 class MatSSL(SSLMethod):
     """The paper's method: ImageNet-initialised ResNet adapted by gated multi-stage NT-Xent."""
 
+    source = "this suite, after the authors' code (checked against their module)"
+
     # SGD 0.1 / 0.9 / 1e-6, cosine to 1e-4 and SimCLR views come from SSLMethod.defaults.
     defaults = dict(SSLMethod.defaults, hidden_dim=2048, out_dim=128, temperature=0.07)
 

@@ -16,6 +16,8 @@ from matssl_bench.registry import METHODS
 class MicroNet(PretrainingMethod):
     """MicroNet encoder (NASA pretrained-microscopy-models), fine-tuned as is."""
 
+    source = 'NASA pretrained-microscopy-models weights'
+
     label = 'MicroNet'
 
     def __init__(self, variant: str = 'micronet', weights_path=None, weights_dir=None, **hparams):

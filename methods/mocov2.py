@@ -16,6 +16,10 @@ from matssl_bench.registry import METHODS
 class MoCoV2(SSLMethod):
     """MoCo v2 (mmselfsup MoCo + MoCoV2Neck), momentum encoder and a negative queue."""
 
+    source = 'mmselfsup 1.0.0 MoCo'
+    # model only; optimiser and views are the paper's SSL recipe
+    reference_config = 'configs/selfsup/mocov2/mocov2_resnet50_8xb32-coslr-200e_in1k.py (model)'
+
     defaults = dict(SSLMethod.defaults, queue_len=65536, feat_dim=128, momentum=0.999,
                     temperature=0.2, hidden_dim=2048)
 

@@ -7,6 +7,7 @@ from matssl_bench.registry import METHODS
 class RandomInit(PretrainingMethod):
     """Randomly initialised encoder (seeded by the run), the lower bound."""
 
+    source = 'torchvision ResNet init'
     label = 'random init'
 
     def __init__(self, **hparams):

@@ -25,7 +25,7 @@ def test_finished_job_is_cached_the_rest_ready(tmp_path, capsys):
         dataset=done.dataset, seed=done.seed, protocol='clean', config=done.spec,
         test=dict(mIoU=50.0), history=[], weights='runs/x/best.pth'))
     entries = json.loads(dry_run(capsys, '--suite', str(suite_path), '--work-dir', str(work),
-                                 '--methods', 'MatSSL', 'RandomInit', '--format', 'json'))
+                                 '--methods', 'MatSSL', 'RandomInit', '--format', 'json'))['jobs']
     status = {e['key']: e['status'] for e in entries}
     assert status.pop(done.key) == 'cached'
     assert set(status.values()) == {'ready'} and len(status) == 2
@@ -44,7 +44,7 @@ def test_missing_weights_make_pretraining_unavailable_and_block_its_user(tmp_pat
     suite_path = write_tiny_suite(tmp_path, methods='*')
     entries = json.loads(dry_run(capsys, '--suite', str(suite_path), '--work-dir',
                                  str(tmp_path / 'w'), '--methods', 'MatSSL', 'RandomInit',
-                                 '--cfg-options', 'ssl_init=imagenet', '--format', 'json'))
+                                 '--cfg-options', 'ssl_init=imagenet', '--format', 'json'))['jobs']
     pretrain, matssl, random_init = entries
     assert pretrain['status'] == 'unavailable'
     assert 'resnet18-f37072fd.pth' in pretrain['missing'][0]['message']
@@ -62,21 +62,34 @@ def test_paper_suite_without_data_or_weights_lists_everything_at_once(tmp_path, 
     monkeypatch.delenv('MATSSL_WEIGHTS', raising=False)
     args = ['--suite', 'paper', '--work-dir', str(tmp_path / 'w')]
     text = dry_run(capsys, *args)
-    for folder in ('MetalDAM', 'Aachen-Heerlen', 'UHCS', 'EBC'):
-        assert f'{empty / folder}: missing folder' in text
+    for folder, kind in (('MetalDAM', 'MetalDAM'), ('Aachen-Heerlen', 'AachenHeerlen'),
+                         ('UHCS', 'UHCS'), ('EBC', 'EBC')):
+        assert f'- data {empty / folder} (' in text  # each missing folder once, with its fix
+        assert text.count(f'- data {empty / folder} (') == 1
+        assert f'python tools/prepare_data.py {kind} ' in text
     assert 'https://download.pytorch.org/models/resnet50-0676ba61.pth' in text
-    assert f'needed to exclude the test images of fine-tuning set EBC-3 from pretraining set ' \
-           f'UHCS+MetalDAM' in text
-    entries = json.loads(dry_run(capsys, *args, '--format', 'json'))
+    assert 'run: python tools/fetch_weights.py --suite paper' in text
+    assert 'test images of EBC-1, EBC-2, EBC-3 excluded from pools' in ' '.join(text.split())
+    assert max(map(len, text.splitlines())) <= 120
+    assert f'read under {empty}: the built-in suites take it from MATSSL_DATA' in ' '.join(text.split())
+    report = json.loads(dry_run(capsys, *args, '--format', 'json'))
+    entries = report['jobs']
+    missing = {m['path']: m for m in report['missing']}
+    assert missing[str(empty / 'UHCS')]['url'] == 'https://hdl.handle.net/11256/940'
+    assert missing[str(empty / 'MetalDAM')]['fix'].startswith(
+        'python tools/prepare_data.py MetalDAM --src ')
+    assert missing[str(empty / 'EBC')]['excluded_from_pools'] == ['EBC-1', 'EBC-2', 'EBC-3']
+    assert report['totals']['status']['unavailable'] == len(entries) == 26
     assert {e['status'] for e in entries} == {'unavailable'}
     for e in entries:
         if e['stage'] == 'finetune':
             assert e['train_images'] is None and e['test_images'] is None
             assert any(m['kind'] == 'data' and str(empty) in m['message'] for m in e['missing'])
-    # cost follows the work: the nine SSL jobs dominate the plan, as on a GPU
-    pretraining = sum(e['est_cost'] for e in entries if e['stage'] == 'pretrain')
-    assert pretraining > 0.75 * sum(e['est_cost'] for e in entries)
+    # cost follows the FLOPs: the U-Net++ decoder puts Aachen fine-tuning ahead of any SSL job
+    pretraining = [e['est_cost'] for e in entries if e['stage'] == 'pretrain']
+    assert sum(pretraining) < 0.5 * sum(e['est_cost'] for e in entries)
     by_set = {e['dataset']: e['est_cost'] for e in entries if e['stage'] == 'finetune'}
+    assert by_set['Aachen'] > max(pretraining)
     assert by_set['Aachen'] > by_set['MetalDAM'] > by_set['EBC-1']
 
 
@@ -86,7 +99,7 @@ def test_json_plan_is_pure_json_on_stdout(tmp_path):
     env = dict(os.environ, MATSSL_DATA=str(tmp_path), TORCH_HOME=str(tmp_path / 'torch'))
     result = run_cli('--suite', 'paper', '--dry-run', '--format', 'json', env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    jobs = json.loads(result.stdout)
+    jobs = json.loads(result.stdout)['jobs']
     assert len(jobs) == 26 and 'MATSSL_DATA' in result.stderr
 
 
@@ -94,7 +107,7 @@ def test_counts_real_metaldam(shared_data, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv('MATSSL_DATA', str(shared_data))
     entries = json.loads(dry_run(capsys, '--suite', 'cpu', '--work-dir', str(tmp_path / 'w'),
                                  '--methods', 'RandomInit', '--datasets', 'MetalDAM', '--seeds', '0',
-                                 '--format', 'json'))
+                                 '--format', 'json'))['jobs']
     [job] = entries
     # clean protocol on the shared copy (README "Data sets"): 28 / 5 / 9 images
     assert (job['train_images'], job['val_images'], job['test_images']) == (28, 5, 9)
@@ -117,7 +130,9 @@ def test_paper_aachen_counts_are_what_the_reader_builds(tmp_path, capsys, monkey
     monkeypatch.setenv('MATSSL_DATA', str(tmp_path))
     entries = json.loads(dry_run(capsys, '--suite', 'paper', '--work-dir', str(tmp_path / 'w'),
                                  '--datasets', 'Aachen', '--methods', 'SupervisedImageNet',
-                                 '--format', 'json'))
+                                 # 8 px images: 8 px patches, else no patch (an invalid job)
+                                 '--cfg-options', 'finetune_scale.Aachen.patch_size=8',
+                                 '--format', 'json'))['jobs']
     [job] = entries
     suite = load_suite('paper')
     data = build_micrograph_set(suite.finetune_sets.Aachen, 'published')

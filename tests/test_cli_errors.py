@@ -100,7 +100,7 @@ def test_cfg_options_change_the_suite(tmp_path, capsys):
     status, out, _ = run_main(capsys, '--suite', str(suite_file(tmp_path)), '--dry-run',
                               '--format', 'json', '--methods', 'RandomInit',
                               '--cfg-options', 'scale.finetune.epochs=3', 'seeds=[4,5]')
-    jobs = json.loads(out)
+    jobs = json.loads(out)['jobs']
     assert status == 0 and [j['seed'] for j in jobs] == [4, 5]
     from matssl_bench.suite.plan import load_suite
     suite = load_suite(str(suite_file(tmp_path)), {'scale.finetune.epochs': 3})

@@ -49,7 +49,7 @@ def test_own_folder_and_suite_outside_the_repository_to_a_table(tmp_path):
 
     plan = run_cli(*common, '--dry-run', '--format', 'json', cwd=project, timeout=300, env=env)
     assert plan.returncode == 0, plan.stderr[-2000:]
-    jobs = json.loads(plan.stdout)
+    jobs = json.loads(plan.stdout)['jobs']
     assert [j['status'] for j in jobs] == ['cached'] * 3
     finetune = [j for j in jobs if j['stage'] == 'finetune']
     assert all((j['train_images'], j['val_images'], j['test_images']) == (5, 1, 2)

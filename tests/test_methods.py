@@ -15,7 +15,10 @@ from matssl_bench.engine.stages import pretrain
 
 TINY = dict(MatSSL=dict(hidden_dim=32, out_dim=16),
             MoCoV2=dict(queue_len=16, hidden_dim=32, feat_dim=16),
-            DenseCL=dict(queue_len=16, hidden_dim=32, feat_dim=16))
+            DenseCL=dict(queue_len=16, hidden_dim=32, feat_dim=16),
+            SimCLR=dict(hidden_dim=32, feat_dim=16), BYOL=dict(hidden_dim=32, feat_dim=16),
+            SimSiam=dict(hidden_dim=32, feat_dim=24, pred_hidden_dim=8),
+            BarlowTwins=dict(hidden_dim=32, feat_dim=24), MoCoV3=dict(hidden_dim=32, feat_dim=16))
 
 
 
@@ -50,7 +53,7 @@ def test_nt_xent_equals_equation_2_by_hand():
     assert float(nt_xent(z1, z2, t)) == pytest.approx(expected, rel=1e-5)
 
 
-def test_matssl_reference_settings():
+def test_matssl_default_settings():
     method = METHODS.get('MatSSL')()
     h = method.hparams
     assert method.init == 'imagenet' and h['temperature'] == 0.07
@@ -104,7 +107,8 @@ def _method_stage_features(name, model, x):
         model.backbone.out_indices = (4,)
 
 
-@pytest.mark.parametrize('name', ['MatSSL', 'MoCoV2', 'DenseCL'])
+@pytest.mark.parametrize('name', ['MatSSL', 'MoCoV2', 'DenseCL', 'SimCLR', 'BYOL', 'SimSiam',
+                                  'BarlowTwins', 'MoCoV3'])
 def test_exported_encoder_gives_the_same_stage_features_in_unetplusplus(name):
     torch.manual_seed(0)
     method = _method(name)
@@ -136,7 +140,7 @@ def test_key_mismatch_fails_loudly():
 
 
 @pytest.mark.parametrize('name', ['MoCoV2', 'DenseCL'])
-def test_mmselfsup_reference_settings_and_key_encoder(name):
+def test_mmselfsup_default_settings_and_key_encoder(name):
     method = METHODS.get(name)()
     h = method.hparams
     assert (h['queue_len'], h['momentum'], h['temperature']) == (65536, 0.999, 0.2)

@@ -21,7 +21,7 @@ TABLE5 = [('EBC-1', 96.79), ('EBC-2', 94.70), ('EBC-3', 84.53)]
 def test_paper_plan_json_matches_tables_4_and_5():
     out = run_cli('--suite', 'paper', '--dry-run', '--format', 'json')
     assert out.returncode == 0, out.stderr[-2000:]
-    jobs = json.loads(out.stdout)
+    jobs = json.loads(out.stdout)['jobs']
     for job in jobs:
         assert {'stage', 'method', 'pretrain_set', 'dataset', 'seed', 'est_cost'} <= set(job)
     pretrain = [j for j in jobs if j['stage'] == 'pretrain']

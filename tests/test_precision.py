@@ -133,7 +133,7 @@ def test_cli_precision_changes_the_plan_and_is_recorded_and_tabled(tmp_path, tin
         args = ['--suite', str(tiny_suite), '--methods', 'MatSSL', '--dry-run', '--format', 'json']
         out = run_cli(*args, *(['--precision', choice] if choice else []))
         assert out.returncode == 0, out.stderr[-2000:]
-        plans[choice] = {job['stage']: job['key'] for job in json.loads(out.stdout)}
+        plans[choice] = {job['stage']: job['key'] for job in json.loads(out.stdout)['jobs']}
     # a different precision is a different result: nothing is reused from fp32 runs
     assert plans[None]['pretrain'] != plans['bf16']['pretrain']
     assert plans[None]['finetune'] != plans['bf16']['finetune']

@@ -51,11 +51,14 @@ def test_tiny_run_is_shareable_small_and_logged_to_tensorboard(tmp_path, umask_0
     assert len(shared) > 5
     for path in shared:
         assert _mode(path) & 0o044 == 0o044, (path, oct(_mode(path)))
-    for stage in ('pretrain', 'finetune'):  # live logs, one event file per stage's run
-        assert list(work.glob(f'runs/{stage}/*/*/vis_data/events.out.tfevents.*')), stage
+    # live logs under run names <stage>/<method>/<set>/seed<k>, not hashes
+    for run in ('pretrain/MatSSL/synthetic/seed0', 'finetune/MatSSL/synthetic@synthetic/seed0'):
+        assert list(work.glob(f'tensorboard/{run}/events.out.tfevents.*')), run
     scalars = [json.loads(line) for p in work.glob('runs/finetune/*/*/vis_data/scalars.json')
                for line in p.read_text().splitlines()]
-    assert any('loss' in s for s in scalars) and any('mIoU' in s for s in scalars)
+    assert any('train/loss' in s for s in scalars)
+    assert [s['step'] for s in scalars if 'val/mIoU' in s] == [1]  # validation per epoch
+    assert any('test/mIoU' in s for s in scalars)  # the final test score, logged once
     logs = '\n'.join(p.read_text() for p in work.glob('runs/*/*/*/*.log'))
     assert logs and 'Failed to search registry' not in logs
 

@@ -2,6 +2,7 @@
 """Audit a suite's pretraining pools for leakage, without training.
 
     python tools/audit_data.py --suite paper --format json
+    python tools/audit_data.py --suite paper --pretrain-sets MetalDAM --datasets MetalDAM EBC-1
 
 For each pool: `images` (kept), `excluded` (`{"name", "matches", "score"}`: the
 fine-tuning test image, or under `clean` validation image, it copies, and their
@@ -10,6 +11,8 @@ then the near-duplicate groups found across sources. A pool whose data cannot be
 read is reported with the reason, and the exit status is then 1.
 """
 import argparse
+import contextlib
+import fnmatch
 import json
 import sys
 
@@ -23,19 +26,37 @@ def main(argv=None) -> int:
     parser.add_argument('--format', choices=['text', 'json'], default='text')
     parser.add_argument('--protocol', choices=['published', 'clean'],
                         help="which splits are protected (default: the suite's protocol)")
+    parser.add_argument('--datasets', nargs='+', metavar='PATTERN',
+                        help='fine-tuning sets whose images are protected (as run_benchmark)')
+    parser.add_argument('--pretrain-sets', nargs='+', metavar='PATTERN',
+                        help='pretraining sets, or their sources, to audit (as run_benchmark)')
     parser.add_argument('--plugin', action='append', default=[],
                         help='extra plugin module (dotted name or .py path); repeatable')
     args = parser.parse_args(argv)
 
     from matssl_bench.data.sources import audit_suite
-    from matssl_bench.suite.plan import load_suite
+    from matssl_bench.commands.run_benchmark import route_logs_to_stderr
+    from matssl_bench.suite.plan import load_suite, select_pools
     from matssl_bench.plugins import import_user_plugin, load_builtin_plugins
 
     load_builtin_plugins()
     for plugin in args.plugin:
         import_user_plugin(plugin)
     try:
-        report = audit_suite(load_suite(args.suite), args.protocol)
+        stdout = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):  # mmengine's log lines: not on stdout
+            route_logs_to_stderr(stdout)
+            suite = load_suite(args.suite)
+        names = None
+        if args.datasets:
+            names = [n for n in suite.finetune_sets
+                     if any(fnmatch.fnmatch(n, p) for p in args.datasets)]
+            if not names:
+                raise BenchmarkError(f'--datasets {" ".join(args.datasets)} matches no '
+                                     f'fine-tuning set of {suite.suite_name}')
+        pools = {pool.label: pool.sources
+                 for pool in select_pools(suite, args.pretrain_sets).values()}
+        report = audit_suite(suite, args.protocol, pools, names)
     except (BenchmarkError, FileNotFoundError, KeyError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

@@ -38,18 +38,19 @@ def main(argv=None) -> int:
         return verify_command(args.verify)
     if args.name is None or args.src is None or args.out is None:
         parser.error('NAME, --src and --out are required (or --verify DIR)')
-    from matssl_bench.data.prepare import prepare
+    from matssl_bench.data.prepare import prepare, reader_class
     from matssl_bench.commands.run_benchmark import parse_json_options
-    from matssl_bench.errors import ConfigError
     from matssl_bench.suite.schema import check_dataset_cfg
     try:
+        cls = reader_class(args.name)  # case-insensitive: metaldam -> MetalDAM
         options = parse_json_options(args.option)
-        check_dataset_cfg('--option', dict(type=args.name, root=str(args.src), **options))
-    except ConfigError as err:
+        check_dataset_cfg(f'{cls.__name__} --option', dict(type=cls.__name__, root=str(args.src),
+                                                           **options))
+    except BenchmarkError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     try:
-        manifests = prepare(args.name, args.src, args.out, fetch=args.download, options=options,
+        manifests = prepare(cls.__name__, args.src, args.out, fetch=args.download, options=options,
                             archive_sha256=args.sha256)
     except BenchmarkError as err:
         print(f'error: {err}', file=sys.stderr)

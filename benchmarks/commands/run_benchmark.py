@@ -14,6 +14,10 @@ from mmengine.config import DictAction
 
 from matssl_bench.errors import BenchmarkError, ConfigError
 
+# Exit codes of `--job KEY` (and of every run): 0 finished or cached; 2 bad input or error.
+EXIT_BLOCKED = 3       # --job: its pretraining job has no finished record yet
+EXIT_UNAVAILABLE = 4   # --job: the job lacks a resource itself (weight file, data)
+
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse whose usage errors are one ``error: ...`` line and exit status 2."""
@@ -73,12 +77,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--seeds', type=int, nargs='+', help='seeds (default: the suite\'s)')
     p.add_argument('--methods', nargs='+', help='glob patterns of method names to run')
     p.add_argument('--datasets', nargs='+', help='glob patterns of fine-tuning sets to run')
+    p.add_argument('--pretrain-sets', nargs='+', metavar='PATTERN',
+                   help='glob patterns of pretraining sets to run, or of their sources: '
+                   '--pretrain-sets MetalDAM narrows every pool to its MetalDAM part (a pool '
+                   'left empty is not run); rows without pretraining always run')
     p.add_argument('--rows', type=int, nargs='+', help='indices of suite rows to run')
     p.add_argument('--protocol', choices=['published', 'clean'],
                    help="model selection and mIoU convention (default: the suite's)")
     p.add_argument('--precision', choices=['fp32', 'bf16', 'fp16', 'auto'],
                    help="training precision of both stages (default: the suite's; "
                    "bf16/fp16 are autocast mixed precision, auto = bf16 where native)")
+    p.add_argument('--job', metavar='KEY',
+                   help='run exactly one planned job, by its key (or a unique prefix of it), '
+                   'and write no tables; exit 0 when finished or cached, '
+                   f'{EXIT_BLOCKED} when its pretraining job has not finished, '
+                   f'{EXIT_UNAVAILABLE} when it lacks a resource (what Slurm arrays run)')
     p.add_argument('--dry-run', action='store_true', help='print the job plan, run nothing')
     p.add_argument('--format', choices=['text', 'json'], default='text')
     p.add_argument('--plugin', action='append', default=[],
@@ -119,6 +132,11 @@ def list_registered() -> str:
         cls = METHODS.module_dict[name]
         stage = 'SSL pretraining' if cls.needs_pretraining else 'no pretraining'
         lines.append(f'  {name:20s} {stage}; {first_doc_line(cls)}')
+        origin = '; '.join(f'{label}: {value}' for label, value in (
+            ('source', getattr(cls, 'source', '')),
+            ('reference config', getattr(cls, 'reference_config', ''))) if value)
+        if origin:
+            lines.append(f'  {"":20s} {origin}')
     lines.append('suites:')
     for name in available_suites():
         lines.append(f'  {name:20s} {load_suite(name).get("description", "")}')
@@ -168,6 +186,25 @@ def _parse_and_run(argv=None) -> int:
         return 2
 
 
+def plan_jobs(args: argparse.Namespace) -> tuple:
+    """(suite, jobs, work dir) that ``args`` select: the suite with its --cfg-options,
+    --protocol and --precision, expanded and filtered, every option checked."""
+    from matssl_bench.commands.checks import check_selection, validate_args
+    from matssl_bench.suite.plan import expand, load_suite
+
+    suite = load_suite(args.suite, args.cfg_options)
+    if args.protocol:
+        suite.protocol = args.protocol
+    if args.precision:
+        for stage in ('pretrain', 'finetune'):
+            suite.scale[stage]['precision'] = args.precision
+    validate_args(args, suite)
+    jobs = expand(suite, seeds=args.seeds, methods=args.methods, datasets=args.datasets,
+                  rows=args.rows, pretrain_sets=args.pretrain_sets)
+    check_selection(jobs, args)
+    return suite, jobs, args.work_dir or Path('work_dirs') / suite.suite_name
+
+
 def _main(args: argparse.Namespace, out) -> int:
     from matssl_bench.plugins import import_user_plugin, load_builtin_plugins
 
@@ -178,50 +215,91 @@ def _main(args: argparse.Namespace, out) -> int:
         print(list_registered(), file=out)
         return 0
 
-    from matssl_bench.commands.checks import check_selection, check_work_dir, validate_args
+    from matssl_bench.commands.checks import check_work_dir
     from matssl_bench.fileio.locks import break_locks
-    from matssl_bench.suite.plan import expand, load_suite
     from matssl_bench.report.build import make_report, save_suite_meta
     from matssl_bench.engine.runner import SuiteRunner
 
-    suite = load_suite(args.suite, args.cfg_options)
-    if args.protocol:
-        suite.protocol = args.protocol
-    if args.precision:
-        for stage in ('pretrain', 'finetune'):
-            suite.scale[stage]['precision'] = args.precision
-    validate_args(args, suite)
-    jobs = expand(suite, seeds=args.seeds, methods=args.methods, datasets=args.datasets,
-                  rows=args.rows)
-    check_selection(jobs, args)
-    work_dir = args.work_dir or Path('work_dirs') / suite.suite_name
+    suite, jobs, work_dir = plan_jobs(args)
+    from matssl_bench.engine.dry_run import (blocking_problems, format_text, inspect_plan,
+                                             plan_report)
     if args.dry_run:
-        from matssl_bench.engine.dry_run import format_text, inspect_plan
-
-        entries = inspect_plan(suite, jobs, work_dir)
-        print(json.dumps(entries, indent=2) if args.format == 'json' else format_text(entries),
+        entries = inspect_plan(suite, jobs, work_dir, args.suite)
+        if args.job:
+            entries = [e for e in entries if e['key'] == select_job(jobs, args.job)[-1].key]
+        report = plan_report(entries, suite.get('data_root'))
+        print(json.dumps(report, indent=2) if args.format == 'json' else format_text(report),
               file=out)
-        return 0
+        # data that is there but unusable is an error; absent resources are only listed
+        return 2 if blocking_problems(report) else 0
     check_work_dir(work_dir)
+    # data checked before any training: label values, split lists, images vs patch size
+    problems = blocking_problems(plan_report(inspect_plan(suite, jobs, work_dir, args.suite,
+                                                          read_records=False)))
+    if problems:
+        for line in problems:
+            print(f'error: {line}', file=sys.stderr)
+        print(f'error: {len(problems)} data problem(s); nothing was run '
+              '(--dry-run lists the whole plan)', file=sys.stderr)
+        return 2
+    if args.job:
+        jobs = select_job(jobs, args.job)
     if args.break_locks:
         for path in break_locks(Path(work_dir) / 'locks'):
             print(f'removed lock {path}', file=sys.stderr)
     if args.vis_backend != 'local':
         from matssl_bench.engine.hooks import visualizer_cfg
         visualizer_cfg(args.vis_backend)  # a missing package stops the run before any job
+    from matssl_bench.engine.console import library_output_to, run_log_path
+    from matssl_bench.report.summary import run_summary
+
     runner = SuiteRunner(suite, work_dir, args.launcher, vis_backend=args.vis_backend,
                          keep_checkpoints=args.keep_checkpoints, threads=args.threads)
     if runner.rank == 0:
         save_suite_meta(work_dir, suite)
+    if args.job:
+        return run_single_job(runner, jobs, out)
     start = time.time()
-    outcomes = runner.run(jobs)
+    log_file = run_log_path(work_dir)
+    if runner.rank == 0:
+        print(f'{len(jobs)} jobs; library messages go to {log_file}', file=sys.stderr)
+    with library_output_to(log_file):
+        outcomes = runner.run(jobs)
     if runner.rank != 0:
         return 0
     written = make_report(work_dir)
-    for name, paths in written.items():
-        if name != 'figures':
-            print(next(p for p in paths if p.suffix == '.md').read_text(), file=out)
     counts = {s: sum(o.status == s for o in outcomes) for s in sorted({o.status for o in outcomes})}
     print(f'{len(outcomes)} jobs: {", ".join(f"{n} {s}" for s, n in counts.items())}; '
-          f'{time.time() - start:.1f} s. Tables and figures in {work_dir / "tables"}', file=out)
+          f'{time.time() - start:.1f} s.\n', file=out)
+    print(run_summary(written, log_file), file=out)
     return 0
+
+
+def select_job(jobs: list, key: str) -> list:
+    """The job whose key is (or starts with) ``key``, preceded by its pretraining job, if any."""
+    by_key = {job.key: job for job in jobs}
+    matches = [k for k in by_key if k == key] or [k for k in by_key if k.startswith(key)]
+    if len(matches) != 1:
+        what = 'no planned job has' if not matches else f'{len(matches)} planned jobs have'
+        raise ConfigError(f'--job {key}: {what} this key (the suite, --cfg-options, --seeds, '
+                          '--protocol and --precision must be those that planned it; '
+                          '--dry-run lists the keys)')
+    job = by_key[matches[0]]
+    return [by_key[job.depends_on], job] if job.depends_on else [job]
+
+
+def run_single_job(runner, jobs: list, out) -> int:
+    """Run ``jobs[-1]`` (after :func:`select_job`), whose pretraining must have finished."""
+    job = jobs[-1]
+    if job.depends_on and runner.store.finished('pretrain', job.depends_on) is None:
+        print(f'blocked: job {job.key} needs pretraining job {job.depends_on}, which has not '
+              'finished', file=sys.stderr)
+        return EXIT_BLOCKED
+    outcome = runner.run(jobs)[-1]
+    if runner.rank != 0:
+        return 0
+    print(f'{job.stage} {job.key}: {outcome.status}'
+          + (f' ({outcome.reason})' if outcome.reason else ''), file=out)
+    if outcome.status in ('finished', 'cached'):
+        return 0
+    return EXIT_BLOCKED if outcome.status == 'blocked' else EXIT_UNAVAILABLE

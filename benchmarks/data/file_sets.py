@@ -150,6 +150,18 @@ class FileMicrographSet(MicrographSet):
     def read_mask_file(self, record: LabeledFile) -> np.ndarray:
         return read_mask(record.mask, self.palette)
 
+    # Whether masks are files whose values can be wrong (a reader drawing its masks from
+    # polygons sets False): only those are checked by ``label_check`` before training.
+    masks_are_files: bool = True
+
+    def mask_label_values(self, record: LabeledFile) -> list[int]:
+        """The distinct values of a mask file as stored (before any label mapping)."""
+        return np.unique(self.read_mask_file(record)).tolist()
+
+    def declared_label_values(self) -> set[int]:
+        """The values :meth:`mask_label_values` may hold."""
+        return set(range(self.source_num_classes))
+
     # -- index -----------------------------------------------------------------
     def is_prepared(self) -> bool:
         return (self.prepared_dir() / 'manifest.json').is_file()
@@ -158,7 +170,7 @@ class FileMicrographSet(MicrographSet):
         self.prepared = self.is_prepared()
         if self.prepared:
             return self._index_prepared()
-        require_dir(self.root, f'{self.name} data; see README "Data sets"')
+        require_dir(self.root, f'{self.name} data; see docs/datasets.md')
         files, unlabeled = self.index_source()
         for split in self.splits:
             files.setdefault(split, [])
@@ -185,6 +197,10 @@ class FileMicrographSet(MicrographSet):
                          for e in manifest['unlabeled']]
             self._expected_sizes = {inside(folder, rel, path): int(size)
                                     for rel, size in manifest.get('sizes', {}).items()}
+            self.listed_label_values = {
+                inside(folder, e['mask'], path): [int(v) for v in e['label_values']]
+                for split in self.splits for e in manifest['splits'].get(split, [])
+                if 'label_values' in e}
         except (KeyError, TypeError, AttributeError, ValueError) as err:
             raise DataError(f'{path}: malformed manifest ({type(err).__name__}: {err})') from None
         return files, unlabeled

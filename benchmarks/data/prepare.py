@@ -14,6 +14,7 @@ hidden sibling folder and renamed into place at the end: a failure leaves nothin
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -25,6 +26,8 @@ import warnings
 import zipfile
 from pathlib import Path
 from typing import Optional
+
+import numpy as np
 
 from matssl_bench.errors import DataError, MissingResourceError
 from matssl_bench.data.file_sets import PREPARED_FORMAT, FileMicrographSet, safe_filename
@@ -39,14 +42,19 @@ ALIASES = {'aachen': 'AachenHeerlen', 'aachen-heerlen': 'AachenHeerlen'}
 
 
 def reader_class(name: str) -> type:
-    import matssl_bench.datasets  # noqa: F401 - registers the readers
-    wanted = ALIASES.get(name.lower(), name)
-    for key, cls in MICROGRAPH_SETS.module_dict.items():
-        if key.lower() == wanted.lower() and issubclass(cls, FileMicrographSet):
-            return cls
+    """The file-based reader registered as ``name``, matched case-insensitively (``metaldam``,
+    ``aachen`` too); otherwise a ``DataError`` listing the registered names."""
+    import matssl_bench.datasets  # noqa: F401 - registers the readers before any lookup
     names = sorted(k for k, c in MICROGRAPH_SETS.module_dict.items()
                    if issubclass(c, FileMicrographSet))
-    raise DataError(f'{name}: no file-based data set of that name; known: {", ".join(names)}')
+    wanted = ALIASES.get(name.lower(), name).lower()
+    for key in names:
+        if key.lower() == wanted:
+            return MICROGRAPH_SETS.module_dict[key]
+    close = difflib.get_close_matches(name.lower(), [n.lower() for n in names], n=1)
+    hint = ''.join(f'; did you mean {n}?' for n in names if close and n.lower() == close[0])
+    raise DataError(f'data-set type {name!r} is not registered{hint} '
+                    f'(registered: {", ".join(names)})')
 
 
 def sha256(path: Path) -> str:
@@ -142,8 +150,10 @@ def _write_variant(data: FileMicrographSet, folder: Path) -> dict:
             stem = names.stem(item.name)
             write_png(folder / 'images' / f'{stem}.png', item.image)
             write_png(folder / 'masks' / f'{stem}.png', item.mask)
+            # the mask's label values, so that plans check them without reading the mask
             entries[split].append(dict(name=item.name, image=f'images/{stem}.png',
-                                       mask=f'masks/{stem}.png'))
+                                       mask=f'masks/{stem}.png',
+                                       label_values=np.unique(item.mask).tolist()))
             sizes[item.name] = item.image.shape[:2]
     unlabeled = []
     for record in data.unlabeled_files:

@@ -43,6 +43,20 @@ def build_micrograph_set(cfg: dict, protocol: Optional[str] = None) -> Micrograp
     return MICROGRAPH_SETS.build(cfg)
 
 
+def source_label(cfg: dict) -> str:
+    """A pool source's short name: its ``source`` option, an EBC subset, the reader's source
+    name (``Aachen``, ``UHCS``, ``MetalDAM``) or else its type."""
+    cls = MICROGRAPH_SETS.get(cfg['type'])
+    return str(cfg.get('source') or cfg.get('subset') or getattr(cls, 'source', None)
+               or cfg['type'])
+
+
+def pool_label(sources: Sequence[dict]) -> str:
+    """The name a pool's real sources give it: ``Aachen+UHCS+MetalDAM``; a source listed
+    twice is named once."""
+    return '+'.join(dict.fromkeys(source_label(c) for c in sources))
+
+
 def build_pool(sources: Sequence[dict],
                exclude_test_images_of: Sequence[dict]) -> tuple[list[UnlabeledImage], int]:
     """The pretraining pool of ``sources`` and the number of test images left out.
@@ -117,24 +131,31 @@ def manifest_hashes(cfgs: Sequence[dict]) -> dict[str, Optional[str]]:
     return hashes
 
 
-def audit_suite(suite, protocol: Optional[str] = None) -> dict:
+def audit_suite(suite, protocol: Optional[str] = None,
+                pools_used: Optional[dict[str, Sequence[dict]]] = None,
+                finetune_names: Optional[Sequence[str]] = None) -> dict:
     """Per pretraining pool of a suite: images kept, images excluded (name, matched
     protected image, similarity) and duplicates dropped; and the near-duplicate groups
-    across sources over every image the suite touches. Nothing is trained."""
+    across sources over every image the suite touches. Nothing is trained.
+
+    ``pools_used`` ({label: sources}) and ``finetune_names`` audit what a run with
+    ``--pretrain-sets`` / ``--datasets`` uses (default: every pool and set of the suite)."""
     from matssl_bench.errors import BenchmarkError
 
     protocol = protocol or suite.get('protocol')
     threshold = suite.get('duplicate_threshold', leakage.DEFAULT_THRESHOLD)
-    finetune = [suite.finetune_sets[n] for n in sorted(suite.finetune_sets)]
+    names = sorted(suite.finetune_sets) if finetune_names is None else sorted(finetune_names)
+    finetune = [suite.finetune_sets[n] for n in names]
+    used = dict(suite.pretrain_sets) if pools_used is None else dict(pools_used)
     pools = {}
-    for name, sources in suite.pretrain_sets.items():
+    for name, sources in used.items():
         try:
             pools[name] = audit_pool(sources, finetune, protocol, threshold).summary()
             del pools[name]['cross_source_groups']
         except BenchmarkError as err:
             pools[name] = dict(images=None, excluded=None, error=str(err))
     everything, seen = [], set()
-    for cfg in [c for s in suite.pretrain_sets.values() for c in s] + finetune:
+    for cfg in [c for s in used.values() for c in s] + finetune:
         key = json.dumps(cfg, sort_keys=True, default=str)
         if key not in seen:
             seen.add(key)
@@ -149,7 +170,7 @@ def audit_suite(suite, protocol: Optional[str] = None) -> dict:
             missing.append(str(err))
     groups = (leakage.audit_pool(candidates, [], threshold).groups
               if threshold is not None else [])
-    return dict(suite=suite.get('suite_name'), protocol=protocol,
+    return dict(suite=suite.get('suite_name'), protocol=protocol, finetune_sets=names,
                 excluded_splits=list(protected_splits(protocol)),
                 duplicate_threshold=threshold, pools=pools,
                 cross_source_groups=groups, unreadable_sources=list(dict.fromkeys(missing)))

@@ -1,11 +1,14 @@
-"""Hooks: a progress bar for training, and a per-epoch history kept inside checkpoints."""
+"""Hooks: a progress bar for training, experiment tracking, and a per-epoch history kept
+inside checkpoints."""
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import random
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -15,9 +18,12 @@ import torch
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
+from mmengine.registry import VISUALIZERS
 from mmengine.runner import CheckpointLoader
+from mmengine.visualization import Visualizer
 from tqdm.auto import tqdm
 
+from matssl_bench.engine.console import interactive
 from matssl_bench.fileio.atomic import save_torch_atomic
 from matssl_bench.registry import HOOKS
 
@@ -74,9 +80,19 @@ VIS_BACKENDS = dict(
 )
 
 
-def visualizer_cfg(backend: str = 'local') -> dict:
+def visualizer_cfg(backend: str = 'local', run_name: Optional[str] = None,
+                   root: Optional[str] = None, hparams: Optional[dict] = None,
+                   experiment: str = 'matssl-bench') -> dict:
     """The Runner's ``visualizer`` config logging losses and validation metrics to ``backend``
-    (local JSON files are always written too); a missing package is a clear error."""
+    (local JSON files are always written too); a missing package is a clear error.
+
+    With ``run_name`` (``<stage>/<method>/<set>/seed<k>``) and ``root`` (the work dir) a run
+    is named after its job rather than its hash: TensorBoard writes under
+    ``<root>/tensorboard/<run_name>``, W&B names the run and groups it by stage and method
+    (files under ``<root>/wandb``), MLflow names the run in the experiment ``experiment``
+    (a file store ``<root>/mlruns``). ``hparams`` go to W&B's config and MLflow's params
+    at the start, and to TensorBoard's hparams with the final metrics (:func:`finish_tracking`).
+    """
     import importlib.util
 
     from matssl_bench.errors import MissingResourceError
@@ -88,9 +104,134 @@ def visualizer_cfg(backend: str = 'local') -> dict:
         raise MissingResourceError(f'--vis-backend {backend} needs the Python package '
                                    f'{package!r}: pip install {package}')
     backends = [dict(type='LocalVisBackend')]
-    if backend != 'local':
-        backends.append(dict(type=vis_type))
-    return dict(type='Visualizer', vis_backends=backends)
+    named = run_name is not None and root is not None
+    params = flat_hparams(hparams or {})
+    if backend == 'tensorboard':
+        backends.append(dict(type=vis_type, **(
+            dict(save_dir=str(Path(root) / 'tensorboard' / run_name)) if named else {})))
+    elif backend == 'wandb':
+        kwargs = dict(project=experiment, config=params, reinit=True)
+        if named:
+            kwargs.update(name=run_name, group='/'.join(run_name.split('/')[:2]),
+                          dir=str(Path(root) / 'wandb'))
+        backends.append(dict(type=vis_type, init_kwargs=kwargs,
+                             **(dict(save_dir=str(Path(root) / 'wandb')) if named else {})))
+    elif backend == 'mlflow':
+        backends.append(dict(type=vis_type, exp_name=experiment, run_name=run_name,
+                             params={k: str(v)[:500] for k, v in params.items()},
+                             **(dict(save_dir=str(Path(root) / 'mlruns')) if named else {})))
+    return dict(type='TrackingVisualizer', vis_backends=backends, hparams=params)
+
+
+def flat_hparams(hparams: dict, prefix: str = '') -> dict:
+    """Nested settings as ``{'scale.lr': 0.001, ...}`` with scalar values (others as JSON)."""
+    flat = {}
+    for key, value in hparams.items():
+        name = f'{prefix}{key}'
+        if isinstance(value, dict):
+            flat.update(flat_hparams(value, f'{name}.'))
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            flat[name] = 'None' if value is None else value
+        else:
+            flat[name] = json.dumps(value, default=str)
+    return flat
+
+
+@VISUALIZERS.register_module(force=True)
+class TrackingVisualizer(Visualizer):
+    """mmengine's Visualizer with experiment-log tags: ``train/loss``, ``train/lr`` per
+    iteration and ``val/mIoU`` per epoch (the phase is set by :class:`TrackingHook`), and
+    closed by :func:`finish_tracking` once the final metrics are logged, not by the Runner."""
+
+    def __init__(self, name: str = 'visualizer', hparams: Optional[dict] = None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.hparams = dict(hparams or {})
+        self.phase = 'train'
+        self.finished = False
+
+    def _tagged(self, name: str) -> str:
+        return name if '/' in name else f'{self.phase}/{name}'
+
+    def add_scalar(self, name, value, step: int = 0, **kwargs) -> None:
+        super().add_scalar(self._tagged(name), value, step, **kwargs)
+
+    def add_scalars(self, scalar_dict: dict, step: int = 0, file_path=None, **kwargs) -> None:
+        super().add_scalars({self._tagged(k): v for k, v in scalar_dict.items()}, step,
+                            file_path, **kwargs)
+
+    def close(self) -> None:
+        """Deferred to :meth:`finish` (the Runner closes its visualizer after training, before
+        the test set is scored)."""
+
+    def finish(self, metrics: Optional[dict] = None) -> None:
+        """Log the final ``metrics`` (and TensorBoard's hparams) once, then close."""
+        if self.finished:
+            return
+        self.finished = True
+        if metrics and is_main_process():
+            metrics = {k: float(v) for k, v in metrics.items()}
+            for backend in self._vis_backends.values():
+                _log_final(backend, self.hparams, metrics)
+        super().close()
+
+
+def _log_final(backend, hparams: dict, metrics: dict) -> None:
+    kind = type(backend).__name__
+    if kind == 'TensorboardVisBackend':
+        backend.experiment.add_hparams(hparams, metrics, run_name='.')
+    elif kind == 'WandbVisBackend':
+        backend.experiment.summary.update(metrics)
+    elif kind == 'MLflowVisBackend':
+        backend.experiment.log_metrics(metrics)
+    elif kind == 'LocalVisBackend':
+        backend.add_scalars(metrics, step=0)
+
+
+def finish_tracking(metrics: Optional[dict] = None) -> None:
+    """Log a finished run's final metrics (e.g. ``{'test/mIoU': 61.2}``) with its
+    hyper-parameters and close its tracking; a no-op without a live tracking visualizer."""
+    try:
+        visualizer = Visualizer.get_current_instance()
+    except RuntimeError:  # no visualizer built in this process yet
+        return
+    if isinstance(visualizer, TrackingVisualizer):
+        visualizer.finish(metrics)
+
+
+@HOOKS.register_module()
+class TrackingHook(Hook):
+    """Sets the tag prefix of :class:`TrackingVisualizer`: ``val/`` while validation scalars
+    are logged (mmengine's LoggerHook writes them per epoch), ``train/`` otherwise; logs
+    each epoch's mean training loss as ``train/epoch_loss`` with the epoch as step."""
+
+    priority = 'LOWEST'  # after LoggerHook has written the validation scalars
+
+    def __init__(self):
+        self._losses: list[float] = []
+
+    @staticmethod
+    def _visualizer(runner) -> Optional[TrackingVisualizer]:
+        vis = runner.visualizer
+        return vis if isinstance(vis, TrackingVisualizer) else None
+
+    def before_val_epoch(self, runner) -> None:
+        if self._visualizer(runner):
+            self._visualizer(runner).phase = 'val'
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if self._visualizer(runner):
+            self._visualizer(runner).phase = 'train'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if outputs and 'loss' in outputs:
+            self._losses.append(_scalar(outputs['loss']))
+
+    def after_train_epoch(self, runner) -> None:
+        if self._losses and self._visualizer(runner):
+            self._visualizer(runner).add_scalar('train/epoch_loss',
+                                                sum(self._losses) / len(self._losses),
+                                                step=runner.epoch + 1)
+        self._losses = []
 
 
 def _scalar(value) -> float:
@@ -108,9 +249,10 @@ class ProgressBarHook(Hook):
         self.bar: Optional[tqdm] = None
 
     def before_train(self, runner) -> None:
-        if is_main_process():
+        # on a terminal only: written to a file or pipe, progress is one line per job
+        if is_main_process() and interactive():
             self.bar = tqdm(total=runner.max_iters, initial=runner.iter, desc=self.description,
-                            leave=False, dynamic_ncols=True, unit='it')
+                            leave=False, dynamic_ncols=True, unit='it', file=sys.stderr)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if self.bar is None:
@@ -210,9 +352,10 @@ class RunStateHook(Hook):
         self._last_saved = time.monotonic()
         # a per-process temporary name: two writers never share a half-written file
         tmp_name = f'.resume.pth.{socket.gethostname()}.{os.getpid()}.tmp'
+        schedulers = bool(getattr(runner, 'param_schedulers', None))  # none: no warning
         try:
             runner.save_checkpoint(str(self.out_dir), tmp_name, save_optimizer=True,
-                                   save_param_scheduler=True,
+                                   save_param_scheduler=schedulers,
                                    meta=dict(epoch=completed_epochs, iter=runner.iter))
             if is_main_process():
                 os.replace(self.out_dir / tmp_name, self.resume_path)

@@ -10,9 +10,9 @@ from typing import Optional
 import torch
 from mmengine.config import Config
 from mmengine.dist import barrier, broadcast_object_list, get_dist_info, init_dist, is_distributed
-from tqdm.auto import tqdm
-
 from matssl_bench.engine import stages
+from matssl_bench.engine.console import SuiteProgress, run_name, say
+from matssl_bench.engine.hooks import finish_tracking
 from matssl_bench.data_api import MicrographSet
 from matssl_bench.data.sources import build_audited_pool, build_micrograph_set
 from matssl_bench.models.encoders import read_state_dict
@@ -107,21 +107,28 @@ class SuiteRunner:
         """Run ``jobs`` in order; then wait for the ones another runner was doing."""
         outcomes: dict[str, Outcome] = {}
         deferred: list[Job] = []  # their pretraining runs in another runner: do others first
-        bar = tqdm(jobs, desc=f'suite {self.suite.suite_name}', unit='job', dynamic_ncols=True,
-                   disable=self.rank != 0)
-        for job in bar:
-            bar.set_postfix_str(f'{job.stage} {job.method} {job.dataset or job.pretrain_set} '
-                                f'seed {job.seed}')
+        progress = SuiteProgress(jobs, self.suite.suite_name, enabled=self.rank == 0)
+
+        def run_counted(job: Job, run) -> Outcome:
+            progress.started(job)
+            start = time.monotonic()
+            outcome = run(job, outcomes)
+            if outcome.status != 'running-elsewhere':
+                progress.finished(job, outcome.status, time.monotonic() - start)
+            return outcome
+
+        for job in jobs:
             parent = outcomes.get(job.depends_on) if job.depends_on else None
             if parent is not None and parent.status == 'running-elsewhere':
                 deferred.append(job)
                 continue
-            outcomes[job.key] = self._run_one(job, outcomes)
+            outcomes[job.key] = run_counted(job, self._run_one)
         for job in deferred:  # waits for the pretraining only if it is still running
-            outcomes[job.key] = self._run_one(job, outcomes)
+            outcomes[job.key] = run_counted(job, self._run_one)
         for key, outcome in list(outcomes.items()):
             if outcome.status == 'running-elsewhere':
-                outcomes[key] = self._wait_for(outcome.job, outcomes)
+                outcomes[key] = run_counted(outcome.job, self._wait_for)
+        progress.close()
         return [outcomes[key] for key in dict.fromkeys(job.key for job in jobs) if key in outcomes]
 
     def _lock(self, job: Job) -> JobLock:
@@ -141,7 +148,7 @@ class SuiteRunner:
         last_said = 0.0
         while self._agreed(lock.held_by_other() and self.store.finished(job.stage, job.key) is None):
             if self.rank == 0 and time.time() - last_said > 300:  # say who holds it, now and then
-                tqdm.write(f'waiting for {job.stage} {job.key}: {lock.describe()}')
+                say(f'waiting for {run_name(job)} ({job.key[:8]}): {lock.describe()}')
                 last_said = time.time()
             time.sleep(self.poll_seconds)
         return self._run_one(job, outcomes)
@@ -170,6 +177,8 @@ class SuiteRunner:
             except (MissingResourceError, EncoderMismatchError) as err:
                 # missing or unusable weight files: the row says why, the other jobs go on
                 return self._unavailable(job, str(err))
+            finally:
+                finish_tracking()  # a job that failed still closes its tracking run
             barrier()  # rank 0 has written the record and the encoder
             return Outcome(job, 'finished', record=record)
         finally:
@@ -192,8 +201,20 @@ class SuiteRunner:
         record = dict(self._base_record(job), status='unavailable', reason=reason)
         if self.rank == 0:
             self.store.put(job.stage, job.key, record)
-        tqdm.write(f'[{job.method} / {job.dataset or job.pretrain_set}] unavailable: {reason}')
+        if self.rank == 0:
+            say(f'{run_name(job)} unavailable: {reason}')
         return Outcome(job, 'blocked' if blocked else 'unavailable', reason, record)
+
+    def _tracking(self, job: Job) -> dict:
+        """How a job's run is named and described to the tracking backend."""
+        method = self._method(job.method)
+        scale = job.spec['scale']
+        hparams = dict(stage=job.stage, method=method.name, pretrain_set=job.pretrain_set or '-',
+                       dataset=job.dataset or '-', seed=job.seed, arch=job.spec['arch'],
+                       protocol=job.spec.get('protocol') or self.suite.protocol,
+                       key=job.key, scale=scale, method_cfg=method.config())
+        return dict(run_name=run_name(job), root=str(self.work_dir), hparams=hparams,
+                    experiment=f'matssl-bench-{self.suite.suite_name}')
 
     def _base_record(self, job: Job) -> dict:
         method = self._method(job.method)
@@ -214,7 +235,8 @@ class SuiteRunner:
                                          job.spec.get('duplicate_threshold', 0.95))
         encoder, history = stages.pretrain(method, pool, job.spec['arch'],
                                            self._scale(job.spec['scale']), job.seed,
-                                           self.run_dir(job), self.launcher, self.vis_backend)
+                                           self.run_dir(job), self.launcher, self.vis_backend,
+                                           tracking=self._tracking(job))
         record = dict(self._base_record(job), status='finished',
                       encoder=str(self.encoder_path(job.key).relative_to(self.work_dir)),
                       pool_size=len(pool), excluded=audit.excluded,
@@ -225,6 +247,8 @@ class SuiteRunner:
                       precision=resolve_precision(job.spec['scale'].get('precision')),
                       versions=environment_versions(), wall_time_s=time.time() - start,
                       world_size=self.world_size)
+        losses = [h['train_loss'] for h in history if 'train_loss' in h]
+        finish_tracking({'train/final_loss': losses[-1]} if losses else None)
         if self.rank == 0:
             save_torch_atomic(self.encoder_path(job.key), encoder)
             self.store.put(job.stage, job.key, record)
@@ -253,7 +277,8 @@ class SuiteRunner:
         weights, history = stages.finetune(encoder, source, data, selection, arch, scale,
                                            job.seed, self.run_dir(job), self.launcher,
                                            metric_cfg, report=batches,
-                                           vis_backend=self.vis_backend)
+                                           vis_backend=self.vis_backend,
+                                           tracking=self._tracking(job))
         previews = self.run_dir(job) / 'test_previews.npz'
         # both scored once, after training: the selected epoch and the last one
         metrics = stages.evaluate(weights, data, 'test', arch, scale, metric_cfg, previews)
@@ -267,6 +292,8 @@ class SuiteRunner:
                                                       job.spec['morphology_classes'])
         last = stages.evaluate(stages.last_weights_path(self.run_dir(job)), data, 'test', arch,
                                scale, metric_cfg)
+        finish_tracking({'test/mIoU': metrics['mIoU'], 'test_last/mIoU': last['mIoU'],
+                         'test/selected_epoch': metrics.get('selected_epoch') or 0})
         record = dict(self._base_record(job), status='finished', selection_split=selection,
                       metric=metric_cfg, test=metrics, test_last=last, history=history, **extra,
                       dropped_last_batch=batches.get('dropped_last_batch', False),

@@ -20,7 +20,8 @@ from mmengine.runner import Runner, set_random_seed
 from matssl_bench.data.patches import SegmentationPatches, TwoViewPatches, resize_items
 from matssl_bench.data_api import MicrographSet, UnlabeledImage
 from matssl_bench.errors import DataError
-from matssl_bench.engine.hooks import ProgressBarHook, RunStateHook, check_resume_checkpoint, visualizer_cfg
+from matssl_bench.engine.hooks import (ProgressBarHook, RunStateHook, TrackingHook,
+                                      check_resume_checkpoint, visualizer_cfg)
 from matssl_bench.method_api import EncoderState, SSLMethod
 from matssl_bench.suite.precision import resolve_precision, with_precision
 from matssl_bench.fileio.atomic import atomic_write, save_torch_atomic
@@ -103,7 +104,13 @@ def dataloader_cfg(dataset, batch_size: int, num_workers: int, shuffle: bool,
 
 
 def _runner_common(run_dir: Path, seed: int, launcher: str, description: str,
-                   state_hook: RunStateHook, vis_backend: str = 'local') -> dict:
+                   state_hook: RunStateHook, vis_backend: str = 'local',
+                   tracking: Optional[dict] = None) -> dict:
+    """Settings every stage's Runner shares. ``tracking`` (``run_name``, ``root``,
+    ``hparams``, ``experiment``: see :func:`hooks.visualizer_cfg`) names the run in the
+    progress bar and the tracking backend."""
+    tracking = dict(tracking or {})
+    description = tracking.get('run_name', description)
     scope_mmengine_registries()  # no per-job "Failed to search registry" warnings
     # Deterministic cuBLAS needs this set before the first CUDA matmul; harmless elsewhere.
     os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
@@ -122,12 +129,12 @@ def _runner_common(run_dir: Path, seed: int, launcher: str, description: str,
         launcher=launcher,
         default_scope=SCOPE,
         log_level='WARNING',
-        visualizer=visualizer_cfg(vis_backend),
+        visualizer=visualizer_cfg(vis_backend, **tracking),
         default_hooks=dict(checkpoint=None, logger=dict(type='LoggerHook', interval=50),
                            timer=dict(type='IterTimerHook'),
                            param_scheduler=dict(type='ParamSchedulerHook'),
                            sampler_seed=dict(type='DistSamplerSeedHook')),
-        custom_hooks=[ProgressBarHook(description), state_hook],
+        custom_hooks=[ProgressBarHook(description), state_hook, TrackingHook()],
         load_from=resume_from,
         resume=resume_from is not None,
     )
@@ -149,7 +156,8 @@ def uses_sync_bn(scale: dict, launcher: str) -> bool:
 
 def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, scale: dict,
              seed: int, run_dir: Path, launcher: str = 'none',
-             vis_backend: str = 'local') -> tuple[EncoderState, list[dict]]:
+             vis_backend: str = 'local',
+             tracking: Optional[dict] = None) -> tuple[EncoderState, list[dict]]:
     """Train ``method`` self-supervised on patches of ``images``; return its encoder and history."""
     if not images:
         raise DataError('the pretraining set is empty')
@@ -163,14 +171,16 @@ def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, sca
                              method.view_transform(scale.get('crop_size', scale['patch_size'])))
     batch = _per_rank_batch(scale['batch_size'], len(dataset))
     state_hook = RunStateHook(str(run_dir))
+    common = _runner_common(run_dir, seed, launcher, f'pretrain {method.name}', state_hook,
+                            vis_backend, tracking)
+    common['custom_hooks'] += method.custom_hooks(batch)
     runner = Runner(
         model=model,
         train_dataloader=dataloader_cfg(dataset, batch, scale.get('num_workers', 0), True, True),
         train_cfg=dict(by_epoch=True, max_epochs=scale['epochs']),
         optim_wrapper=pretrain_optim_wrapper(method, batch, scale),
         param_scheduler=method.param_scheduler(scale['epochs']),
-        **_runner_common(run_dir, seed, launcher, f'pretrain {method.name}', state_hook,
-                         vis_backend))
+        **common)
     runner.train()
     return method.export_encoder(_unwrap(runner.model)), state_hook.history
 
@@ -179,7 +189,8 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
              selection_split: Optional[str], arch: str, scale: dict, seed: int, run_dir: Path,
              launcher: str = 'none', metric_cfg: Optional[dict] = None,
              report: Optional[dict] = None,
-             vis_backend: str = 'local') -> tuple[Path, list[dict]]:
+             vis_backend: str = 'local',
+             tracking: Optional[dict] = None) -> tuple[Path, list[dict]]:
     """Fine-tune U-Net++ on ``data``'s train split; keep the best epoch on ``selection_split``.
 
     Returns the path of the selected weights and the per-epoch history. With no
@@ -208,7 +219,7 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
         optim_wrapper=finetune_optim_wrapper(scale),
         **validation,
         **_runner_common(run_dir, seed, launcher, f'fine-tune {run_dir.name[:8]}', state_hook,
-                         vis_backend))
+                         vis_backend, tracking))
     runner.train()
     if is_main_process():
         model_state = {k: v.detach().cpu() for k, v in _unwrap(runner.model).state_dict().items()}

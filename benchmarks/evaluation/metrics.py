@@ -121,6 +121,8 @@ def summarize(units: Sequence[dict], metric_cfg: dict) -> dict:
 class PooledIoUMetric(IoUMetric):
     """mmseg IoUMetric that scores per-unit counts with :func:`summarize` (any convention)."""
 
+    default_prefix = ''  # names stay 'mIoU', ...; None would log a warning per validation
+
     def __init__(self, num_classes: int, class_names: Sequence[str], convention: str = 'clean',
                  mean_classes: Optional[Sequence[int]] = None, ignore_index: int = 255,
                  batch_units: int = AUTHORS_BATCH, **kwargs):

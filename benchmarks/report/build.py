@@ -7,7 +7,8 @@ from typing import Optional
 
 from matssl_bench.data import leakage
 from matssl_bench.evaluation import statistics as stats
-from matssl_bench.report.figures import miou_intervals, prediction_overlays, validation_curves
+from matssl_bench.report.figures import (figure_formats, miou_intervals, prediction_overlays,
+                                         validation_curves)
 from matssl_bench.report.variant_tables import variant_run, write_variant_tables
 from matssl_bench.engine.records import RecordStore
 from matssl_bench.fileio.atomic import write_json_atomic
@@ -24,7 +25,16 @@ def save_suite_meta(work_dir: Path, suite) -> None:
         baseline=suite.get('baseline', DEFAULT_BASELINE)))
 
 
-def make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, list[Path]]:
+def make_report(work_dir: Path, out_dir: Optional[Path] = None,
+                formats: tuple[str, ...] = ('png',)) -> dict[str, list[Path]]:
+    """Write every table and figure of ``work_dir``'s records to ``out_dir`` (default
+    ``WORK_DIR/tables``); figures as png plus any of svg/pdf in ``formats``. Returns the
+    paths written per table name (figures: their png paths under ``'figures'``)."""
+    with figure_formats(formats):
+        return _make_report(work_dir, out_dir)
+
+
+def _make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, list[Path]]:
     work_dir = Path(work_dir)
     out_dir = Path(out_dir or work_dir / 'tables')
     meta_path = work_dir / SUITE_META

@@ -1,17 +1,29 @@
-"""Figures from stored records: validation curves, mIoU intervals and prediction overlays."""
+"""Figures from stored records: validation curves, mIoU intervals and prediction overlays.
+
+House style: every figure names the host that drew it (bottom right); a class has one
+colour in every figure of a report (:func:`class_colour_map`, by name); curves have markers
+and whole-epoch ticks; overlays are drawn over the micrograph, in its original pixels.
+``figure_formats`` adds svg/pdf copies beside each png.
+"""
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import socket
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator, Optional, Sequence
 
 import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from matssl_bench.fileio.atomic import atomic_write  # noqa: E402
+from matssl_bench.report.summary import find_columns  # noqa: E402
 
 TP, FP, FN = (40, 200, 60), (220, 40, 40), (40, 90, 230)
 
@@ -21,8 +33,35 @@ def _label(rec: dict) -> str:
     return rec['method_label'] if pretrain == '-' else f"{rec['method_label']} ({pretrain})"
 
 
+FIGURE_FORMATS = ('png', 'svg', 'pdf')
+_formats: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar('formats',
+                                                                         default=('png',))
+
+
+@contextlib.contextmanager
+def figure_formats(formats: Sequence[str]) -> Iterator[None]:
+    """Figures saved while the block runs are written in ``formats`` (png always)."""
+    unknown = sorted(set(formats) - set(FIGURE_FORMATS))
+    if unknown:
+        raise ValueError(f'figure formats must be among {", ".join(FIGURE_FORMATS)}, got '
+                         f'{", ".join(unknown)}')
+    token = _formats.set(tuple(dict.fromkeys(['png', *formats])))
+    try:
+        yield
+    finally:
+        _formats.reset(token)
+
+
 def save_figure(fig, path: Path) -> Path:
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', dpi=120, bbox_inches='tight'))
+    """Write ``path`` (png) and its svg/pdf siblings asked for by :func:`figure_formats`,
+    each atomically, with the host that drew it in the corner; return the png's path."""
+    fig.text(0.999, 0.999, f'drawn on {socket.gethostname()}', ha='right', va='top',
+             fontsize=5, color='0.45')
+    path = Path(path)
+    for fmt in _formats.get():
+        target = path.with_suffix(f'.{fmt}')
+        atomic_write(target, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=120,
+                                                              bbox_inches='tight'))
     plt.close(fig)
     return path
 
@@ -50,16 +89,24 @@ def validation_curves(records: Iterable[dict], out_dir: Path) -> list[Path]:
     paths = []
     for dataset, curves in sorted(by_set.items()):
         fig, ax = plt.subplots(figsize=(6, 4))
+        longest = 1
         for label, runs in sorted(curves.items()):
             length = min(len(r) for r in runs)
+            longest = max(longest, length)
             values = np.array([r[:length] for r in runs], dtype=float)
             epochs = np.arange(1, length + 1)
-            line, = ax.plot(epochs, np.nanmean(values, axis=0), label=f'{label} (n={len(runs)})')
+            line, = ax.plot(epochs, np.nanmean(values, axis=0), marker='o', markersize=4,
+                            label=f'{label} (n={len(runs)})')
             if len(runs) > 1:
                 ax.fill_between(epochs, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
                                 color=line.get_color(), alpha=0.2, linewidth=0)
         ylabel = _selection_label(recs_of[dataset])
         ax.set_xlabel('epoch')
+        if longest <= 20:
+            ax.set_xticks(range(1, longest + 1))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, longest + 0.5)  # one epoch is a point in the middle, not an empty axis
         ax.set_ylabel(ylabel, fontsize=8)
         ax.set_title(f'{dataset}: {ylabel.split(" mIoU")[0]} mIoU per epoch '
                      '(line: mean over seeds, band: min-max)', fontsize=8)
@@ -70,42 +117,84 @@ def validation_curves(records: Iterable[dict], out_dir: Path) -> list[Path]:
 
 
 def miou_intervals(tables: Iterable, out_dir: Path) -> list[Path]:
-    """``miou_intervals.png``: per fine-tuning set, each row's mean mIoU with its 95 % interval
-    (the baseline row drawn as a square and a dashed line)."""
+    """``miou_intervals.png``: per fine-tuning set, each row's mean mIoU with its 95 % interval,
+    the baseline row (square, dashed line), the published value where the row has one
+    (diamond) and rows without a result marked as unavailable at the bottom. Columns are
+    found by name (:func:`summary.find_columns`)."""
     import pandas as pd
 
     frames = [t for t in tables if len(t)]
     if not frames:
         return []
     table = pd.concat(frames, ignore_index=True)
-    table = table[table['mean'].notna()]
-    sets = list(dict.fromkeys(table['fine-tune set']))
-    if not sets:
+    cols = find_columns(table.columns)
+    if cols['set'] is None or cols['mean'] is None:
         return []
-    fig, axes = plt.subplots(1, len(sets), figsize=(3.2 * len(sets) + 1, 3.6), squeeze=False)
+    published = next((c for c in table.columns if 'published' in str(c).lower()), None)
+    sets = list(dict.fromkeys(table[cols['set']]))
+    fig, axes = plt.subplots(1, len(sets), figsize=(3.2 * len(sets) + 1, 4.0), squeeze=False)
+    used = set()
     for ax, dataset in zip(axes[0], sets):
-        rows = table[table['fine-tune set'] == dataset].reset_index(drop=True)
-        labels = [m if p == '-' else f'{m}\n({p})' for m, p in
-                  zip(rows['method'], rows['pretrain set'])]
+        rows = table[table[cols['set']] == dataset].reset_index(drop=True)
+        pretrain = rows[cols['pretrain']] if cols['pretrain'] else ['-'] * len(rows)
+        labels = [m if p == '-' or p != p else f'{m}\n({p})' for m, p in
+                  zip(rows[cols['method']], pretrain)]
+        finite = pd.to_numeric(rows[cols['mean']], errors='coerce')
+        floor = np.nanmin(finite) if finite.notna().any() else 0.0
         for i, row in rows.iterrows():
-            low, high = row['ci95_low'], row['ci95_high']
-            is_base = row['verdict'] == 'baseline'
-            if np.isfinite(low) and np.isfinite(high):
-                ax.errorbar(i, row['mean'], yerr=[[row['mean'] - low], [high - row['mean']]],
+            mean = _float(row[cols['mean']])
+            low = _float(row[cols['low']]) if cols['low'] else np.nan
+            high = _float(row[cols['high']]) if cols['high'] else np.nan
+            is_base = cols['verdict'] is not None and row[cols['verdict']] == 'baseline'
+            if not np.isfinite(mean):
+                ax.plot(i, floor, marker='v', color='0.6', linestyle='none')
+                ax.annotate('unavailable', (i, floor), textcoords='offset points',
+                            xytext=(0, -12), ha='center', fontsize=5, color='0.4')
+                used.add('unavailable')
+            elif np.isfinite(low) and np.isfinite(high):
+                ax.errorbar(i, mean, yerr=[[mean - low], [high - mean]],
                             fmt='s' if is_base else 'o', color='k' if is_base else 'C0',
                             capsize=3)
+                used.add('baseline' if is_base else 'interval')
             else:
-                ax.plot(i, row['mean'], 'x', color='C3')
-            if is_base:
-                ax.axhline(row['mean'], color='k', linestyle='--', linewidth=0.8)
+                ax.plot(i, mean, 'x', color='C3')
+                used.add('no interval')
+            if is_base and np.isfinite(mean):
+                ax.axhline(mean, color='k', linestyle='--', linewidth=0.8)
+            value = _float(row[published]) if published else np.nan
+            if np.isfinite(value):
+                ax.plot(i, value, marker='D', markersize=5, markerfacecolor='none',
+                        markeredgecolor='C2', linestyle='none')
+                used.add('published')
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels(labels, rotation=60, ha='right', fontsize=6)
-        ax.set_title(f"{dataset} ({', '.join(sorted(set(rows['metric'])))})", fontsize=8)
-        ax.set_ylabel('test mIoU (%), mean and 95 % interval', fontsize=7)
+        metric = ', '.join(sorted(set(rows['metric']) - {''})) if 'metric' in rows else ''
+        ax.set_title(f'{dataset} ({metric})' if metric else str(dataset), fontsize=8)
+        ax.set_ylabel('test mIoU (%)', fontsize=7)
         ax.grid(alpha=0.3, axis='y')
-    fig.suptitle('mIoU with 95 % hierarchical-bootstrap intervals (square, dashed: baseline; '
-                 'x: no interval)', fontsize=8)
+    legend = dict(
+        interval=Line2D([], [], marker='o', color='C0', label='mean, 95 % interval'),
+        baseline=Line2D([], [], marker='s', color='k', linestyle='--',
+                        label='baseline (mean, interval; dashed line)'),
+        published=Line2D([], [], marker='D', markerfacecolor='none', markeredgecolor='C2',
+                         linestyle='none', label='published value'),
+        **{'no interval': Line2D([], [], marker='x', color='C3', linestyle='none',
+                                 label='mean, no interval')},
+        unavailable=Line2D([], [], marker='v', color='0.6', linestyle='none',
+                           label='unavailable (no result; see the table notes)'))
+    handles = [h for key, h in legend.items() if key in used]
+    fig.legend(handles=handles, loc='lower center', ncol=min(len(handles), 3), fontsize=7,
+               frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle('test mIoU with 95 % hierarchical-bootstrap intervals', fontsize=9)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return [save_figure(fig, Path(out_dir) / 'miou_intervals.png')]
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float('nan')
 
 
 def overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -127,28 +216,75 @@ def overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, alpha: float
     return out.astype(np.uint8)
 
 
-def class_colours(labels: np.ndarray, palette: list) -> np.ndarray:
-    """A class-id map painted with the set's palette (a default colour map where it has none)."""
-    colours = np.asarray(palette, dtype=np.uint8) if palette else None
-    top = int(labels.max()) + 1 if labels.size else 1
-    if colours is None or len(colours) < top:
-        cmap = plt.get_cmap('tab10')
-        colours = (np.array([cmap(i % 10)[:3] for i in range(max(top, 2))]) * 255).astype(np.uint8)
-    return colours[labels]
+def class_colour_map(names: Iterable[str]) -> dict[str, np.ndarray]:
+    """One RGB colour per class name, the same in every figure of a report: the names in
+    sorted order take the colours of matplotlib's tab10 (tab20 beyond ten names)."""
+    names = sorted(set(names))
+    cmap = plt.get_cmap('tab10' if len(names) <= 10 else 'tab20')
+    return {name: (np.array(cmap(i % cmap.N)[:3]) * 255).astype(np.uint8)
+            for i, name in enumerate(names)}
+
+
+def class_colours(labels: np.ndarray, classes: Sequence[str],
+                  colours: dict[str, np.ndarray]) -> np.ndarray:
+    """A class-id map painted with the report's colour of each class name."""
+    table = np.array([colours[name] for name in classes], dtype=np.uint8)
+    return table[np.clip(labels, 0, len(table) - 1)]
+
+
+def paint_over(image: np.ndarray, colour: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """``colour`` blended over the micrograph ``image`` (both HxWx3 uint8)."""
+    out = (1 - alpha) * image.astype(np.float32) + alpha * colour.astype(np.float32)
+    return out.astype(np.uint8)
+
+
+def _origin(title: str) -> tuple[str, int, int]:
+    """(image name, y, x) of a preview titled ``image@y,x`` (0, 0 without coordinates)."""
+    name, _, where = str(title).partition('@')
+    try:
+        y, x = (int(v) for v in where.split(','))
+    except ValueError:
+        return name, 0, 0
+    return name, y, x
+
+
+def _scale_factor(rec: dict) -> tuple[float, bool]:
+    """(stored pixels per original pixel, known): the fine-tuning scale's ``rescale``;
+    a fixed ``resize`` has no single factor, so coordinates stay in resized pixels."""
+    scale = (rec.get('config') or {}).get('scale') or {}
+    if scale.get('resize'):
+        return 1.0, False
+    return float(scale.get('rescale') or 1.0), True
+
+
+def _scale_bar(ax, pixel_size_um: float, width_px: float) -> None:
+    """A bar of a round length near a quarter of the panel, lower left, labelled in um."""
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    target = width_px * pixel_size_um / 4
+    length = max((n * 10 ** k for k in range(-2, 5) for n in (1, 2, 5)
+                  if n * 10 ** k <= target), default=target)
+    bar = AnchoredSizeBar(ax.transData, length / pixel_size_um, f'{length:g} \u00b5m',
+                          'lower left', pad=0.3, color='white', frameon=False, size_vertical=2,
+                          fontproperties=dict(size=5))
+    ax.add_artist(bar)
 
 
 def prediction_overlays(records: Iterable[dict], work_dir: Path, out_dir: Path,
                         max_samples: int = 4) -> list[Path]:
     """One PNG per fine-tuning set: rows are methods (seed 0 or lowest), columns the test
-    patches with the most foreground and the most errors, titled ``image@y,x``. Binary sets
-    show TP/FP/FN over the image; multi-class sets a class-coloured truth/prediction pair.
-    Records whose previews are not on disk (``runs/`` removed) are skipped with a note."""
+    crops with the most foreground and the most errors, titled by image and origin in the
+    image's original pixels (axes too; a scale bar where the set gives ``pixel_size_um``).
+    Binary sets show hits and errors over the micrograph; multi-class sets the truth and
+    the prediction painted over it, each class in its report-wide colour. Records whose
+    previews are not on disk (``runs/`` removed) are skipped with a note."""
     from matplotlib.patches import Patch
 
+    records = [r for r in records if r.get('status') == 'finished' and r.get('predictions')]
+    colours = class_colour_map(name for rec in records
+                               for name in (rec.get('dataset_meta') or {}).get('classes') or [])
     chosen: dict[str, dict[str, dict]] = defaultdict(dict)
     for rec in records:
-        if rec.get('status') != 'finished' or not rec.get('predictions'):
-            continue
         current = chosen[rec['dataset']].get(_label(rec))
         if current is None or rec['seed'] < current['seed']:
             chosen[rec['dataset']][_label(rec)] = rec
@@ -166,37 +302,52 @@ def prediction_overlays(records: Iterable[dict], work_dir: Path, out_dir: Path,
         if not samples:
             continue
         meta = recs[labels[0]].get('dataset_meta') or {}
-        classes = meta.get('classes') or []
+        classes = meta.get('classes') or [f'class {i}' for i in range(
+            int(max(s['truth'].max() for s in samples)) + 1)]
+        colours.update({c: np.array([128, 128, 128], np.uint8) for c in classes
+                        if c not in colours})
         multi = len(classes) > 2
+        factor, known = _scale_factor(recs[labels[0]])
         n = min(max_samples, min(len(s['image']) for s in samples))
         per = 2 if multi else 1
-        fig, axes = plt.subplots(len(labels), n * per, figsize=(2.1 * n * per, 2.3 * len(labels)),
+        fig, axes = plt.subplots(len(labels), n * per, figsize=(2.2 * n * per, 2.5 * len(labels)),
                                  squeeze=False)
         for r, (label, s) in enumerate(zip(labels, samples)):
             titles = s['title'] if 'title' in s else [f'patch {c}' for c in range(n)]
             for c in range(n):
-                views = ([('truth', class_colours(s['truth'][c], meta.get('palette'))),
-                          ('prediction', class_colours(s['pred'][c], meta.get('palette')))]
+                image = s['image'][c]
+                views = ([('truth', paint_over(image, class_colours(s['truth'][c], classes,
+                                                                     colours))),
+                          ('prediction', paint_over(image, class_colours(s['pred'][c], classes,
+                                                                         colours)))]
                          if multi else
-                         [('', overlay(s['image'][c], s['truth'][c], s['pred'][c]))])
+                         [('', overlay(image, s['truth'][c], s['pred'][c]))])
+                name, y, x = _origin(titles[c])
+                height, width = image.shape[0] / factor, image.shape[1] / factor
+                y0, x0 = y / factor, x / factor
                 for k, (what, picture) in enumerate(views):
                     ax = axes[r][c * per + k]
-                    ax.imshow(picture)
-                    ax.set_xticks([])
-                    ax.set_yticks([])
-                    ax.set_title(f'{titles[c]} {what}'.strip(), fontsize=5)
+                    ax.imshow(picture, extent=(x0, x0 + width, y0 + height, y0))
+                    ax.xaxis.set_major_locator(MaxNLocator(3, integer=True))
+                    ax.yaxis.set_major_locator(MaxNLocator(3, integer=True))
+                    ax.tick_params(labelsize=4, length=2, pad=1)
+                    ax.set_title(f'{name} at y {y0:.0f}, x {x0:.0f} {what}'.strip(),
+                                 fontsize=5)
+                    if meta.get('pixel_size_um'):
+                        _scale_bar(ax, float(meta['pixel_size_um']), width)
                     if c == 0 and k == 0:
                         ax.set_ylabel(label, fontsize=7)
+        pixels = 'original pixels' if known else 'resized pixels (fixed resize)'
         if multi:
-            colours = class_colours(np.arange(len(classes)), meta.get('palette'))
-            handles = [Patch(color=colours[i] / 255, label=name) for i, name in enumerate(classes)]
-            heading = f'{dataset}: ground truth and prediction per class'
+            handles = [Patch(color=colours[name] / 255, label=name) for name in classes]
+            heading = f'{dataset}: ground truth and prediction over the micrograph'
         else:
             handles = [Patch(color=np.array(rgb) / 255, label=name) for rgb, name in
                        ((TP, 'true positive'), (FP, 'false positive'), (FN, 'false negative'))]
-            heading = f'{dataset}: foreground hits and errors'
+            heading = f'{dataset}: foreground hits and errors over the micrograph'
         fig.legend(handles=handles, loc='lower center', ncol=min(len(handles), 5), fontsize=7)
-        fig.suptitle(f'{heading} (patches with most foreground / most errors)', fontsize=9)
-        fig.subplots_adjust(bottom=0.12)
+        fig.suptitle(f'{heading} (crops with most foreground / most errors; axes in {pixels})',
+                     fontsize=8)
+        fig.subplots_adjust(bottom=0.12, hspace=0.35)
         paths.append(save_figure(fig, Path(out_dir) / f'overlays_{dataset}.png'))
     return paths

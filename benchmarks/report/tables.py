@@ -176,6 +176,8 @@ def finetune_table(records: Iterable[dict], table: Optional[str] = None,
                     notes.append(f'no comparison: {why}')
                 else:
                     delta = compared
+        if g['row'].get('overrides'):  # --cfg-options / --pretrain-sets changed this row
+            notes.append('differs from the suite file: ' + '; '.join(g['row']['overrides']))
         published = g['row'].get('published')
         published = float('nan') if published is None else float(published)
         convention = metric_cfg_of(finished[0], result)['convention'] if finished else ''

@@ -6,9 +6,15 @@ files of the method class's module, of every class in its MRO, and of the
 project or plugin modules its module imports names from (e.g. ``losses.py``
 for ``nt_xent``, ``encoders.py``). Installed libraries (site-packages) and the
 standard library are left out: their versions are in every record instead.
+
+Each file is hashed as its normalised syntax tree (``ast.dump`` without comments,
+docstrings, blank lines or formatting), so editing a comment or a docstring keeps the
+cached jobs and only a change of the code itself reruns them. A file that does not parse
+is hashed by its bytes (importing it would have failed anyway).
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import sys
@@ -51,10 +57,33 @@ def method_source_files(cls: type) -> list[Path]:
     return sorted(files)
 
 
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    """``tree`` with the docstring of the module and of every class and function removed."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def normalised_source(source: bytes) -> bytes:
+    """What of a Python source changes its behaviour: the syntax tree without comments,
+    docstrings and layout; the bytes themselves where the source does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return source
+    return ast.dump(_without_docstrings(tree), annotate_fields=False,
+                    include_attributes=False).encode()
+
+
 def method_code_digest(cls: type) -> str:
-    """sha256 (16 hex digits) over the sources of :func:`method_source_files`, read from disk."""
+    """sha256 (16 hex digits) over the normalised sources (:func:`normalised_source`) of
+    :func:`method_source_files`, read from disk."""
     digest = hashlib.sha256()
     for path in method_source_files(cls):
         digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+        digest.update(normalised_source(path.read_bytes()))
     return digest.hexdigest()[:16]

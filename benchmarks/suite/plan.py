@@ -16,9 +16,10 @@ from typing import Iterable, Optional
 from mmengine.config import Config
 
 from matssl_bench.suite.code_digest import method_code_digest
-from matssl_bench.data.sources import manifest_hashes, protected_splits
+from matssl_bench.data.sources import manifest_hashes, pool_label, protected_splits, source_label
 from matssl_bench.errors import ConfigError
 from matssl_bench.method_api import PretrainingMethod
+from matssl_bench.plugins import import_user_plugin
 from matssl_bench.suite.precision import check_precision
 from matssl_bench.suite.variants import check_finetune_settings, label_draws
 from matssl_bench.suite.cost import estimated_cost
@@ -46,7 +47,8 @@ class Job:
     def summary(self) -> dict:
         return dict(stage=self.stage, key=self.key, method=self.method,
                     pretrain_set=self.pretrain_set, dataset=self.dataset, seed=self.seed,
-                    depends_on=self.depends_on, est_cost=round(self.est_cost, 3))
+                    depends_on=self.depends_on, est_cost=round(self.est_cost, 3),
+                    overrides=list(self.row.get('overrides', [])))
 
 
 def available_suites() -> list[str]:
@@ -74,10 +76,25 @@ def load_suite(name_or_path: str, cfg_options: Optional[dict] = None) -> Config:
                           f'{" ".join(str(err).split())})') from err
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+        cfg.cli_overrides = {k: v for k, v in cfg_options.items()}  # shown on the rows they change
+    import_suite_plugins(cfg, path)
     cfg.suite_name = cfg.get('suite_name', path.stem)
     validate_suite(cfg, f'suite {path}')
     apply_defaults(cfg)
     return cfg
+
+
+def import_suite_plugins(suite: Config, path: Path) -> None:
+    """Import the suite's ``plugins``: dotted module names, or .py paths relative to the
+    suite file, so that its methods and readers register before the suite is checked."""
+    plugins = suite.get('plugins', [])
+    if not isinstance(plugins, (list, tuple)) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError(f'suite {path}: plugins must be a list of module names or .py paths, '
+                          f'got {plugins!r}')
+    for i, plugin in enumerate(plugins):
+        if plugin.endswith('.py'):
+            plugin = str((path.parent / plugin).resolve())
+        import_user_plugin(plugin, f'suite {path}: plugins[{i}]')
 
 
 def build_method(suite: Config, name: str) -> PretrainingMethod:
@@ -96,8 +113,83 @@ def expand_rows(suite: Config) -> list[dict]:
     for i, row in enumerate(suite.rows):
         # a name, or a glob such as '*' (every registered method)
         for name in resolve_method_names(row['method'], f'suite {suite.suite_name}: rows[{i}]'):
-            rows.append({'table': suite.get('table', 'table4'), **row, 'method': name})
+            rows.append({'table': suite.get('table', 'table4'), **row, 'method': name,
+                         'suite_row': i})
     return rows
+
+
+@dataclass
+class Pool:
+    """A pretraining set as a run uses it: its label follows its real sources once a
+    ``--cfg-options`` or ``--pretrain-sets`` changed them."""
+    label: str
+    sources: list
+    changes: list = field(default_factory=list)   # why it differs from the suite file
+
+
+def pool_patterns_valid(suite: Config) -> list[str]:
+    """What ``--pretrain-sets`` patterns may match: pool names and their sources' names."""
+    names = list(suite.pretrain_sets)
+    names += [source_label(c) for s in suite.pretrain_sets.values() for c in s]
+    return list(dict.fromkeys(names))
+
+
+def select_pools(suite: Config, patterns: Optional[Iterable[str]] = None) -> dict[str, Pool]:
+    """The pretraining sets a run uses, by suite name. Without ``patterns``: all. A pattern
+    matching a pool's name selects it whole; otherwise a pool keeps only its sources whose
+    name matches (``--pretrain-sets MetalDAM`` turns Aachen+UHCS+MetalDAM into MetalDAM),
+    and a pool left without a source is not run, nor are its rows."""
+    pools = {}
+    for name, sources in suite.pretrain_sets.items():
+        sources = list(sources)
+        edits = [k for k in suite.get('cli_overrides', {})
+                 if k.split('.')[:2] == ['pretrain_sets', name]]
+        changes = [_setting(k, suite.cli_overrides[k]) for k in edits]
+        # a source replaced, or its type, folder or subset changed: other images
+        renamed = any(len(k.split('.')) <= 3 or k.rsplit('.', 1)[-1] in _SOURCE_IDENTITY
+                      for k in edits)
+        if patterns and not any(fnmatch.fnmatch(name, p) for p in patterns):
+            kept = [c for c in sources if any(fnmatch.fnmatch(source_label(c), p) for p in patterns)]
+            if not kept:
+                continue
+            if len(kept) < len(sources):
+                changes.append(f'--pretrain-sets: {name} -> {pool_label(kept)}')
+                renamed = True
+            sources = kept
+        label = pool_label(sources) if renamed else name
+        pools[name] = Pool(label, sources, changes)
+    return pools
+
+
+# Keys of a pool source whose change makes it another source (the pool is renamed).
+_SOURCE_IDENTITY = {'type', 'root', 'subset', 'source'}
+
+# Suite keys whose --cfg-options change no row's result (or show in a table column).
+_NOT_ROW_SETTINGS = {'description', 'notes', 'quoted', 'suite_name', 'seeds', 'pretrain_seeds',
+                     'baseline', 'data_root', 'table', 'cli_overrides'}
+
+
+def row_overrides(suite: Config, row: dict, pool: Optional[Pool]) -> list[str]:
+    """The ``--cfg-options`` (``key=value``) and pool changes behind a row's result."""
+    out = []
+    for key, value in suite.get('cli_overrides', {}).items():
+        top, _, rest = key.partition('.')
+        part = rest.split('.', 1)[0]
+        applies = {'pretrain_sets': pool is not None and part == row.get('pretrain'),
+                   'finetune_sets': part == row['finetune'],
+                   'finetune_scale': part == row['finetune'],
+                   'method_cfg': part == row['method'],
+                   'rows': part == str(row.get('suite_row')),
+                   'scale': part != 'pretrain' or pool is not None,
+                   }.get(top, top not in _NOT_ROW_SETTINGS)
+        if applies and top != 'pretrain_sets':  # those are the pool's changes
+            out.append(_setting(key, value))
+    return out + (pool.changes if pool is not None else [])
+
+
+def _setting(key: str, value) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return f'{key}={text if len(text) <= 40 else text[:37] + "..."}'
 
 
 def _selected(value: Optional[str], patterns: Optional[Iterable[str]]) -> bool:
@@ -114,11 +206,13 @@ def pretraining_seed(suite: Config, seeds: list[int], seed: int) -> int:
 
 
 def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datasets=None,
-           rows=None) -> list[Job]:
+           rows=None, pretrain_sets=None) -> list[Job]:
     """Jobs of ``suite`` in execution order (each pretraining job before its first user).
 
     ``methods``/``datasets`` are glob patterns on method names and fine-tuning
-    set names; ``rows`` are indices into the expanded row list.
+    set names, ``pretrain_sets`` on pretraining sets or their sources (:func:`select_pools`);
+    ``rows`` are indices into the expanded row list. Pools leave out the test images of
+    the selected fine-tuning sets (all, without ``datasets``).
     """
     chosen_seeds = seeds  # --seeds: every row runs these
     seeds = list(seeds if seeds is not None else suite.get('seeds', [0]))
@@ -126,6 +220,10 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
     scale = suite.scale
     check_precision(scale['pretrain'].get('precision'), f'suite {suite.suite_name}: pretraining')
     test_sets = sorted(suite.finetune_sets)
+    # leakage control for what runs: the test images of every selected fine-tuning set
+    excluded_names = [n for n in test_sets if _selected(n, datasets)]
+    pools = select_pools(suite, pretrain_sets)
+    finetune_keys: set[str] = set()
     jobs: list[Job] = []
     pretrain_jobs: dict[str, Job] = {}
     for index, row in enumerate(expand_rows(suite)):
@@ -133,7 +231,17 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
             continue
         if not (_selected(row['method'], methods) and _selected(row['finetune'], datasets)):
             continue
+        pool = None
+        if row.get('pretrain') is not None and METHODS.get(row['method']) is not None \
+                and METHODS.get(row['method']).needs_pretraining:
+            pool = pools.get(row['pretrain'])
+            if pool is None:  # its pretraining set is not selected
+                continue
         method = build_method(suite, row['method'])
+        row = dict(row)
+        overrides = row_overrides(suite, row, pool if method.needs_pretraining else None)
+        if overrides:
+            row['overrides'] = overrides
         # the code defining the method: editing its plugin reruns its jobs
         code = method_code_digest(type(method))
         finetune_cfg = suite.finetune_sets[row['finetune']]
@@ -163,21 +271,22 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
             pretrain_key = None
             pretrain_set = None
             if method.needs_pretraining:
-                pretrain_set = row['pretrain']
-                excluded_sets = [suite.finetune_sets[n] for n in test_sets]
+                pool = pools[row['pretrain']]
+                pretrain_set = pool.label
+                excluded_sets = [suite.finetune_sets[n] for n in excluded_names]
                 spec = dict(method=method.config(), pretrain_set=pretrain_set,
-                            sources=suite.pretrain_sets[pretrain_set],
+                            sources=pool.sources,
                             exclude_test_images_of=excluded_sets,
                             exclude_splits=list(protected_splits(suite.protocol)),
                             duplicate_threshold=suite.get('duplicate_threshold', 0.95),
-                            data_manifests=manifest_hashes(
-                                list(suite.pretrain_sets[pretrain_set]) + excluded_sets),
+                            data_manifests=manifest_hashes(list(pool.sources) + excluded_sets),
                             method_code=code, arch=arch, scale=scale['pretrain'],
                             seed=pretrain_seed, **provenance)
                 pretrain_key = config_key(spec)
                 if pretrain_key not in pretrain_jobs:
                     job = Job('pretrain', pretrain_key, row['method'], pretrain_set, None,
                               pretrain_seed, spec,
+                              row=dict(overrides=pool.changes) if pool.changes else {},
                               est_cost=estimated_cost('pretrain', arch, scale['pretrain'],
                                                       list(spec['sources'])))
                     pretrain_jobs[pretrain_key] = job
@@ -189,7 +298,11 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                         **provenance, **extra)
             if labels is not None:
                 spec['labels'] = labels
-            jobs.append(Job('finetune', config_key(spec), row['method'], pretrain_set,
+            key = config_key(spec)
+            if key in finetune_keys:  # two rows made one by a narrowed pool
+                continue
+            finetune_keys.add(key)
+            jobs.append(Job('finetune', key, row['method'], pretrain_set,
                             row['finetune'], seed, spec, depends_on=pretrain_key,
                             row=dict(row, index=index),
                             est_cost=estimated_cost('finetune', arch, finetune_scale,

@@ -27,6 +27,7 @@ SUITE_KEYS: dict[str, tuple[Any, str]] = dict(
     pretrain_seeds=(None, 'SSL seeds the fine-tuning seeds share, in turn (None: each its own)'),
     backbone=('resnet50', 'ResNet encoder of every method: resnet18/34/50/101/152'),
     ssl_init=('imagenet', "encoder SSL methods start from: 'imagenet', 'micronet' or 'random'"),
+    plugins=([], 'plugin modules imported first: dotted names or .py paths relative to the suite'),
     data_root=(None, 'conventional variable for the data folder; not read by the suite runner'),
     method_cfg=({}, 'per-method settings on top of the plugin defaults: {method: {key: value}}'),
     pretrain_sets=({}, 'pretraining set name -> list of data-set configs (each may add overlap=)'),
@@ -42,6 +43,8 @@ SUITE_KEYS: dict[str, tuple[Any, str]] = dict(
     transfer=(False, 'score every fine-tuned model on the other sets with the same classes'),
     label_efficiency=(None, "dict(n_labelled=[1, 2, 'all'], draws=k) for every row"),
     morphology=({}, 'fine-tuning set -> class names whose connected regions are counted'),
+    cli_overrides=({}, 'set by run_benchmark: the --cfg-options given, shown on the rows they '
+                       'change'),
 )
 
 # Keys of scale['pretrain'] and scale['finetune'] (and of finetune_scale entries).
@@ -207,7 +210,10 @@ def resolve_method_names(pattern: str, where: str) -> list[str]:
 
     registered = sorted(METHODS.module_dict)
     if any(c in pattern for c in '*?['):
-        names = [n for n in registered if fnmatch.fnmatch(n, pattern)]
+        # methods with in_wildcards=False (comparison methods; Checkpoint, which needs
+        # path=) run only where a row or --methods names them
+        names = [n for n in registered if fnmatch.fnmatch(n, pattern)
+                 and getattr(METHODS.module_dict[n], 'in_wildcards', True)]
         if not names:
             raise ConfigError(f'{where}: method pattern {pattern!r} matches no registered method '
                               f'(registered: {", ".join(registered)})')
