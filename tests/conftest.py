@@ -11,6 +11,7 @@ import runpy
 import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import time
 import traceback
@@ -169,22 +170,34 @@ def _registry_contents() -> dict:
     return found
 
 
+# Where the suite's own modules and the libraries live; a module from anywhere else (a user's
+# plugin file, a test's temporary one, a test module) registers plugins.
+_LIBRARY_ROOTS = tuple({Path(p).resolve() for p in [
+    REPO / 'benchmarks', REPO / 'methods', REPO / 'datasets', sysconfig.get_paths()['stdlib'],
+    *(p for p in sys.path if p.endswith(('site-packages', 'dist-packages')))]})
+
+
+def _plugin_module(name: str) -> bool:
+    if name.startswith('matssl_bench_user_plugin_'):
+        return True
+    file = getattr(sys.modules.get(name), '__file__', None)
+    return bool(file) and not any(Path(file).resolve().is_relative_to(root)
+                                  for root in _LIBRARY_ROOTS)
+
+
 def _forget_plugins(registries: dict, modules: set) -> None:
-    """Unregister what plugins registered since ``registries`` was taken, and unload the
-    plugin modules imported since ``modules``; names that the suite's and mmengine's own
-    modules registered on first use stay (their modules stay imported, so they would not
-    register again)."""
-    own = ('matssl_bench.', 'mmengine.', 'mmseg.', 'mmcv.', 'mmpretrain.', 'mmselfsup.')
-    plugin_modules = set()
+    """Unregister what plugin modules registered since ``registries`` was taken, and unload
+    those imported since ``modules``. What the suite's and the libraries' own modules
+    registered on first use stays (they stay imported, so they would not register again)."""
+    unload = {m for m in set(sys.modules) - modules if m.startswith('matssl_bench_user_plugin_')}
     for registry, names in registries.items():
         for name in set(registry._module_dict) - names:
-            module = getattr(registry._module_dict[name], '__module__', '') or ''
-            if not module.startswith(own):
+            module = getattr(registry._module_dict[name], '__module__', None) or ''
+            if _plugin_module(module):
                 del registry._module_dict[name]
                 if module not in modules:
-                    plugin_modules.add(module)
-    for name in plugin_modules | {m for m in set(sys.modules) - modules
-                                  if m.startswith('matssl_bench_user_plugin_')}:
+                    unload.add(module)
+    for name in unload:
         sys.modules.pop(name, None)
 
 
