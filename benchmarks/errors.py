@@ -24,3 +24,13 @@ class UnreadableFileError(MissingResourceError):
 
 class ConfigError(BenchmarkError):
     """A suite, option or plugin the user wrote is wrong (unknown key, missing key, bad value)."""
+
+
+class DiskFullError(BenchmarkError, OSError):
+    """A write failed for want of space (or quota); what was finished before is kept.
+    Still an ``OSError``, as the failure it replaces."""
+
+    def __init__(self, path):
+        super().__init__(f'no space left writing {path}; free space and rerun: finished jobs '
+                         'are kept')
+        self.path = path

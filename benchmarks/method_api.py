@@ -9,6 +9,7 @@ mmengine's Runner. Methods without one (ImageNet, random init) subclass
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,7 +22,7 @@ from matssl_bench.models.foreign_checkpoints import convert_state
 from matssl_bench.models.losses import nt_xent
 from matssl_bench.models.mmselfsup_bridge import (build_mmselfsup_model,
                                                   momentum_contrast_cfg)
-from matssl_bench.data.ssl_views import simclr_view_transform
+from matssl_bench.data.ssl_views import simclr_batch_views, simclr_view_transform
 from matssl_bench.errors import MissingResourceError
 from matssl_bench.models.weights import (IMAGENET_VARIANTS, file_sha256, find_init_weights,
                                          init_label, load_imagenet_encoder,
@@ -57,6 +58,11 @@ class PretrainingMethod:
     #: Whether a suite row's method pattern (``'*'``) includes it; False: only rows or
     #: ``--methods`` naming it do (the comparison methods beyond the paper's set).
     in_wildcards: bool = True
+    #: Settings a suite's ``method_cfg`` may give beside the constructor's named arguments
+    #: and ``defaults``: the base class reads these from ``hparams``.
+    extra_settings: tuple = ('weights_dir', 'imagenet_weights', 'micronet_variant')
+    #: True for a plugin that takes settings it does not declare (no key is checked).
+    free_form_settings = False
 
     def __init__(self, init: str = 'imagenet', weights_path: Optional[str] = None, **hparams: Any):
         if init not in INITS:
@@ -68,6 +74,25 @@ class PretrainingMethod:
         self.init = init
         self.weights_path = weights_path
         self.hparams = hparams
+
+    @classmethod
+    def declared_settings(cls) -> Optional[set]:
+        """Keys a suite's ``method_cfg.<Method>`` may set, or None when the plugin declares
+        ``free_form_settings``: the named arguments of every ``__init__`` up the class
+        chain, the keys of ``defaults`` and every class's ``extra_settings``."""
+        if cls.free_form_settings:
+            return None
+        names = set(getattr(cls, 'defaults', {}))
+        for klass in cls.__mro__:
+            if not issubclass(klass, PretrainingMethod):
+                continue
+            names.update(vars(klass).get('extra_settings', ()))
+            init = vars(klass).get('__init__')
+            if init is not None:
+                params = list(inspect.signature(init).parameters.values())[1:]
+                names.update(p.name for p in params
+                             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        return names
 
     @property
     def name(self) -> str:
@@ -122,6 +147,7 @@ class SSLMethod(PretrainingMethod):
     """
 
     needs_pretraining = True
+    extra_settings = ('schedule_per_epoch',)  # True: the cosine schedule steps per epoch
     defaults: dict = dict(
         optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-6),
         min_lr=1e-4,
@@ -136,7 +162,13 @@ class SSLMethod(PretrainingMethod):
         raise NotImplementedError
 
     def view_transform(self, crop_size: int):
+        """One patch's view (uint8 3 x H x W -> normalised float), made in a loader worker."""
         return simclr_view_transform(crop_size, **self.hparams.get('augmentation', {}))
+
+    def batch_views(self, crop_size: int):
+        """The same views of a whole batch on the training device (N x 3 x H x W floats in
+        [0, 1] -> normalised views; pretraining scale ``views='device'``)."""
+        return simclr_batch_views(crop_size, **self.hparams.get('augmentation', {}))
 
     def optim_wrapper(self, batch_size: int) -> dict:
         return dict(type='OptimWrapper', optimizer=dict(self.hparams['optimizer']))

@@ -50,6 +50,7 @@ def _column(header: list[str], choices: tuple[str, ...], path: Path, required: b
 
 def read_polygon_csv(path: Path) -> Polygons:
     """Polygons per image stem from the vertex-per-row or the points-per-row CSV."""
+    _check_file_size(path)
     try:
         with open(path, newline='') as f:
             rows = list(csv.reader(f))
@@ -75,8 +76,8 @@ def read_polygon_csv(path: Path) -> Polygons:
                     (float(row[col_x]), float(row[col_y])))
             for (stem, _), pts in vertices.items():
                 polygons[stem].append(np.asarray(pts, np.float64))
-    except (ValueError, IndexError) as err:
-        raise DataError(f'{path}: malformed polygon row ({err})') from None
+    except (ValueError, IndexError, RecursionError) as err:  # RecursionError: nested JSON
+        raise DataError(f'{path}: malformed polygon row ({str(err)[:200]})') from None
     return dict(polygons)
 
 
@@ -103,16 +104,74 @@ class _PolygonUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+# Bounds of a polygon file, checked before anything is built from it. A pickle may reuse one
+# list by reference at every level: 220 bytes then stand for 2**25 numbers, which
+# ``np.asarray`` would expand (9.5 GB). The limits are far above the real release's.
+MAX_ANNOTATION_BYTES = 256 * 2**20      # file size
+MAX_POLYGON_VALUES = 50_000_000         # containers, numbers and array elements, expanded
+MAX_POLYGON_NESTING = 8                 # {stem: [polygon: [[x, y], ...]]} needs 4
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _expanded_size(obj, depth: int, sizes: dict) -> int:
+    """How many values ``obj`` holds once every shared reference is expanded, counted
+    per distinct object (``sizes``, by id), so a shared-reference bomb costs its own size."""
+    if depth > MAX_POLYGON_NESTING:
+        raise _TooLarge(f'nested deeper than {MAX_POLYGON_NESTING} levels '
+                        '(limit MAX_POLYGON_NESTING)')
+    known = sizes.get(id(obj))
+    if known is not None:
+        return known
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject:
+            raise _TooLarge('holds an array of Python objects (polygons are numbers)')
+        size = 1 + obj.size
+    elif isinstance(obj, dict):
+        size = 1 + sum(_expanded_size(k, depth + 1, sizes) + _expanded_size(v, depth + 1, sizes)
+                       for k, v in obj.items())
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        size = 1 + sum(_expanded_size(item, depth + 1, sizes) for item in obj)
+    else:
+        size = 1
+    if size > MAX_POLYGON_VALUES:
+        raise _TooLarge(f'expands to more than {MAX_POLYGON_VALUES:,} values '
+                        '(limit MAX_POLYGON_VALUES)')
+    sizes[id(obj)] = size
+    return size
+
+
+def _check_file_size(path: Path) -> None:
+    size = Path(path).stat().st_size
+    if size > MAX_ANNOTATION_BYTES:
+        raise DataError(f'{path}: {size:,} bytes, more than the {MAX_ANNOTATION_BYTES:,} a '
+                        'polygon file may have (limit MAX_ANNOTATION_BYTES); refused')
+
+
 def read_polygon_pickle(path: Path) -> Polygons:
+    """Polygons per image stem from ``annotations.pkl``, bounded: the file size, nesting and
+    expanded value count are checked (one-line ``DataError`` naming the file and the limit)
+    before any array is built."""
     if Path(path).name != PICKLE_NAME:
         raise DataError(f'{path}: only {PICKLE_NAME} is read as a polygon pickle')
+    _check_file_size(path)
     try:
         with open(path, 'rb') as f:
             data = _PolygonUnpickler(f).load()
+        if not isinstance(data, dict):
+            raise DataError(f'{path}: expected {{image stem: [polygons]}}, got '
+                            f'{type(data).__name__}')
+        _expanded_size(data, 0, {})
         return {Path(str(k)).stem: [np.asarray(p, np.float64).reshape(-1, 2) for p in v]
-                for k, v in dict(data).items()}
+                for k, v in data.items()}
+    except DataError:
+        raise
+    except _TooLarge as err:
+        raise DataError(f'{path}: polygon pickle refused: {err}') from None
     except Exception as err:  # noqa: BLE001 - any unpickling failure is a data problem
-        raise DataError(f'{path}: unreadable polygon pickle ({err})') from None
+        raise DataError(f'{path}: unreadable polygon pickle ({" ".join(str(err).split())[:200]})') from None
 
 
 def rasterise(polygons: list[np.ndarray], width: int, height: int, source='') -> np.ndarray:

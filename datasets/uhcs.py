@@ -27,7 +27,6 @@ keeps each once and drops excluded ones entirely.
 """
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Optional
 import numpy as np
 
 from matssl_bench.errors import DataError, MissingResourceError
+from matssl_bench.fileio.bounded_json import read_json
 from matssl_bench.data.file_sets import (FileMicrographSet, LabeledFile, UnlabeledFile,
                                     seeded_split)
 from matssl_bench.data.image_io import DataWarning, list_images, natural_key
@@ -99,8 +99,8 @@ class UHCS(FileMicrographSet):
     @staticmethod
     def _prepared_option(root: Path, key: str):
         try:
-            return json.loads((root / 'manifest.json').read_text()).get('options', {}).get(key)
-        except (OSError, ValueError, AttributeError):
+            return read_json(root / 'manifest.json').get('options', {}).get(key)
+        except (OSError, ValueError, AttributeError):  # JsonProblem is a ValueError
             return None  # no (readable) prepared copy: the reader reports it if it matters
 
     def options(self) -> dict:
@@ -148,9 +148,9 @@ class UHCS(FileMicrographSet):
         if folds_file is None:
             return seeded_split(names, 1 / 6, self.seed)[1]
         try:
-            folds = json.loads(folds_file.read_text())
-            test = list(folds[str(self.fold)])
-        except (ValueError, KeyError, TypeError) as err:
+            folds = read_json(folds_file)
+            test = [str(name) for name in folds[str(self.fold)]]
+        except (OSError, ValueError, KeyError, TypeError) as err:
             raise DataError(f'{folds_file}: no validation set for fold {self.fold} ({err})') from None
         for name in test:
             if name not in names:

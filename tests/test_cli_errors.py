@@ -47,8 +47,8 @@ SUITE_MISTAKES = [
      ['finetune_sets.synthetic', "no option 'sise'", "did you mean 'size'?"]),
     ("type='SyntheticMicrographs', train=12", "type='Synthetic', train=12",
      ["data-set type 'Synthetic' is not registered", '--plugin']),
-    ("method='*'", "method='SimSiam'",
-     ['rows[0]', "method 'SimSiam' is not registered", 'load it with --plugin']),
+    ("method='*'", "method='SwAV'",
+     ['rows[0]', "method 'SwAV' is not registered", 'load it with --plugin']),
     ("method='*'", "method='MatSSl'", ["did you mean 'MatSSL'?"]),
     ("finetune='synthetic', method", "finetune='synth', method",
      ['rows[0]', "finetune 'synth' is not in finetune_sets"]),
@@ -151,11 +151,11 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
 @pytest.mark.slow
 def test_in_a_fresh_process(tmp_path):
     """What a user sees: exit status 2 and one line, no traceback."""
-    path = suite_file(tmp_path, "method='*'", "method='SimSiam'")
+    path = suite_file(tmp_path, "method='*'", "method='SwAV'")
     result = run_cli('--suite', str(path), '--dry-run', timeout=300, fresh_process=True)
     assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith('error: ')
-    assert "'SimSiam' is not registered" in result.stderr and result.stdout == ''
+    assert "'SwAV' is not registered" in result.stderr and result.stdout == ''
 
 
 @pytest.mark.parametrize('option,fragments', [

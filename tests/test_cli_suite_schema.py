@@ -48,7 +48,10 @@ def test_protocol_keys_are_accepted_and_typos_are_not():
     check_scale('s', dict(epochs=1, batch_size=2, patch_size=32, sync_bn=True), 'pretrain')
     with pytest.raises(ConfigError, match="did you mean 'eval_stride'"):
         check_scale('s', dict(epochs=1, batch_size=2, patch_size=32, eval_strid=16), 'finetune')
-    with pytest.raises(ConfigError, match="sync_bn"):
-        check_scale('s', dict(epochs=1, batch_size=2, patch_size=32, sync_bn=True), 'finetune')
+    check_scale('s', dict(epochs=1, batch_size=2, patch_size=32, sync_bn=True), 'finetune')
+    with pytest.raises(ConfigError, match="views"):  # a pretraining key
+        check_scale('s', dict(epochs=1, batch_size=2, patch_size=32, views='device'), 'finetune')
+    with pytest.raises(ConfigError, match="views: expected 'workers' or 'device'"):
+        check_scale('s', dict(epochs=1, batch_size=2, patch_size=32, views='gpu'), 'pretrain')
     with pytest.raises(ConfigError, match='positive integer'):
         check_scale('s', dict(epochs=0, batch_size=2, patch_size=32), 'pretrain')

@@ -78,8 +78,8 @@ def test_yaml_suite_is_refused_and_runs_no_code(tmp_path, capsys):
 
 def _folder_source(root: Path, stems) -> Path:
     for i, stem in enumerate(stems):
-        save(root / 'images' / f'{stem}.png', texture(i, 16, 20))
-        save(root / 'masks' / f'{stem}.png', labels(i, 16, 20, 2))
+        save(root / 'images' / f'{stem}.png', texture(i, 32, 40))
+        save(root / 'masks' / f'{stem}.png', labels(i, 32, 40, 2))
     return root
 
 

@@ -102,3 +102,32 @@ def test_precision_step_times_are_side_by_side(tmp_path):
     assert math.isclose(result['bf16_speedup'],
                         result['fp32_s_per_step'] / result['bf16_s_per_step'])
     assert isinstance(result['native_bf16'], bool)
+
+
+def test_ssl_input_headroom_is_measured_for_both_view_places(tmp_path):
+    from matssl_bench.perf import ssl_input
+
+    out = tmp_path / 'ssl_input.json'
+    assert ssl_input.main(['--out', str(out), '--arch', 'resnet18', '--batch', '4',
+                           '--workers', '1', '--steps', '1', '--loader-batches', '2',
+                           '--images', '2', '--image-side', '512']) == 0
+    result = json.loads(out.read_text())
+    assert result['batch'] == 4 and result['crop'] == 224 and result['cpu_ms_per_view'] > 0
+    assert set(result['device_view_ms']) >= {'0:RandomResizedCrop', 'whole'}
+    for place in ('device', 'workers'):
+        figures = result['views'][place]
+        assert figures['headroom'] == pytest.approx(
+            figures['loader_images_per_s'] / figures['step_images_per_s'])
+
+
+def test_determinism_check_runs_a_path_twice_and_compares(tmp_path):
+    from matssl_bench.perf import determinism_check
+
+    out = tmp_path / 'determinism.json'
+    code = determinism_check.main(['--out', str(out), '--arch', 'resnet18', '--image-size', '64',
+                                   '--patch', '32', '--workers', '0',
+                                   '--only', 'finetune/published/linear-probe'])
+    result = json.loads(out.read_text())
+    assert list(result['paths']) == ['finetune/published/linear-probe']
+    assert result['paths']['finetune/published/linear-probe']['identical'] is True
+    assert code == 0 and result['all_ok']

@@ -89,8 +89,8 @@ def _args(**kw):
 
 def test_unknown_method_suggests_plugin(tmp_path):
     suite = load_suite(str(write_tiny_suite(tmp_path, methods='RandomInit')))
-    with pytest.raises(BenchmarkError, match=r"'BYOL' matches nothing.*--plugin path/to/file\.py"):
-        validate_args(_args(methods=['BYOL']), suite)
+    with pytest.raises(BenchmarkError, match=r"'SwAV' matches nothing.*--plugin path/to/file\.py"):
+        validate_args(_args(methods=['SwAV']), suite)
     with pytest.raises(BenchmarkError, match='registered but no row of this suite uses it'):
         validate_args(_args(methods=['MatSSL']), suite)
 
@@ -104,9 +104,9 @@ def test_docs_byol_plugin_runs_from_the_suite_with_ema_target(tmp_path):
     from matssl_bench.suite.plan import build_method
 
     docs = (REPO / 'docs' / 'methods.md').read_text()
-    code = re.search(r'```python\n(# byol\.py.*?)```', docs, re.S).group(1)
+    code = re.search(r'```python\n(# my_byol\.py.*?)```', docs, re.S).group(1)
     name = f'BYOL{uuid.uuid4().hex[:6]}'
-    (tmp_path / 'byol.py').write_text(code.replace('class BYOL(', f'class {name}('))
+    (tmp_path / 'byol.py').write_text(code.replace('class MyBYOL(', f'class {name}('))
     suite = write_tiny_suite(tmp_path, methods=name, epochs=1)
     suite.write_text(suite.read_text() + "plugins = ['byol.py']\n"
                      f"method_cfg['{name}'] = dict(hidden_dim=32, out_dim=16, momentum=0.5)\n")
@@ -124,4 +124,4 @@ def test_docs_byol_plugin_runs_from_the_suite_with_ema_target(tmp_path):
     out = run_cli('--suite', str(suite), '--work-dir', str(tmp_path / 'work'), '--threads', '1')
     assert out.returncode == 0, out.stderr[-3000:]
     table = pd.read_csv(tmp_path / 'work' / 'tables' / 'table4.csv')
-    assert list(table['method']) == ['BYOL'] and 0 < table['mean'].iloc[0] <= 100
+    assert list(table['method']) == ['my BYOL'] and 0 < table['mean'].iloc[0] <= 100

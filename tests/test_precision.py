@@ -30,6 +30,33 @@ def test_auto_is_bf16_only_where_the_device_has_it_natively(monkeypatch, native,
     assert resolve_precision('bf16', 'cpu') == 'bf16'  # asked for explicitly: kept
 
 
+@pytest.mark.parametrize('native', [True, False])
+def test_auto_fine_tuning_stays_fp32_on_cpus_and_follows_the_gpu(monkeypatch, native):
+    monkeypatch.setattr(precision_module, 'native_bf16', lambda device_type: native)
+    assert resolve_precision('auto', 'cpu', stage='finetune') == 'fp32'
+    assert resolve_precision('auto', 'cuda', stage='finetune') == ('bf16' if native else 'fp32')
+    assert resolve_precision('bf16', 'cpu', stage='finetune') == 'bf16'  # asked for: kept
+    settings = precision_module.run_settings('finetune', dict(precision='auto'), False, 2, 'cuda')
+    assert settings == dict(precision='bf16' if native else 'fp32', deterministic=False,
+                            world_size=2)
+    assert precision_module.run_settings('pretrain', {}, device_type='cpu') == dict(
+        precision='fp32', deterministic=True, world_size=1)
+
+
+def test_evaluation_runs_at_the_fine_tuning_precision():
+    from matssl_bench.evaluation.segmenter import build_segmenter
+
+    model = build_segmenter('resnet18', 3, dict(decoder_channels=(8, 8, 8, 8, 8)), precision='bf16')
+    model.eval()
+    seen = []
+    model.net.encoder.conv1.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    logits = model(torch.randn(1, 3, 32, 32), mode='tensor')
+    assert seen == [torch.bfloat16] and logits.shape == (1, 3, 32, 32)
+    model.inference_dtype = None
+    model(torch.randn(1, 3, 32, 32), mode='tensor')
+    assert seen[-1] == torch.float32
+
+
 def test_bad_precisions_are_refused_with_the_place_named():
     with pytest.raises(ValueError, match='needs a GPU'):
         resolve_precision('fp16', 'cpu')

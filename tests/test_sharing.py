@@ -101,14 +101,19 @@ def test_prepared_copies_are_readable_by_the_group(tmp_path, umask_022):
 def test_threads_set_torch_threads_and_loader_workers(tmp_path):
     import torch
 
+    from matssl_bench.suite.runtime import current_runtime
+
     suite = load_suite(str(write_tiny_suite(tmp_path, methods='RandomInit')))
     (job,) = expand(suite)
+    (threaded,) = expand(suite, runtime=current_runtime(threads=2))
     before = torch.get_num_threads()
     try:
         runner = SuiteRunner(suite, tmp_path / 'work', threads=2)
         assert torch.get_num_threads() == 2
-        assert runner._scale(job.spec['scale'])['num_workers'] == 2
-        assert job.spec['scale']['num_workers'] == 0  # the job's key keeps the suite's value
+        assert runner._scale(threaded.spec['scale'])['num_workers'] == 2
+        # threads and loader workers change results: both are in the job's key
+        assert threaded.spec['scale']['num_workers'] == 2 and job.spec['scale']['num_workers'] == 0
+        assert threaded.spec['runtime']['threads'] == 2 and threaded.key != job.key
     finally:
         torch.set_num_threads(before)
     assert SuiteRunner(suite, tmp_path / 'w2')._scale(job.spec['scale']) is job.spec['scale']

@@ -31,6 +31,9 @@ def main(argv=None) -> int:
     parser.add_argument('--sha256', metavar='HEX',
                         help='full sha256 of the archive --download fetches, where the suite '
                         'pins none (it never unpacks an unverified archive)')
+    parser.add_argument('--min-size', type=int, default=32, metavar='PX',
+                        help='refuse images with a side under PX pixels (default 32, the '
+                        'smallest patch a shipped suite cuts)')
     parser.add_argument('--option', action='append', default=[], metavar='KEY=JSON',
                         help='reader option, e.g. --option seed=1 --option \'classes=["a","b"]\'')
     args = parser.parse_args(argv)
@@ -51,7 +54,7 @@ def main(argv=None) -> int:
         return 2
     try:
         manifests = prepare(cls.__name__, args.src, args.out, fetch=args.download, options=options,
-                            archive_sha256=args.sha256)
+                            archive_sha256=args.sha256, min_size=args.min_size)
     except BenchmarkError as err:
         print(f'error: {err}', file=sys.stderr)
         return 1

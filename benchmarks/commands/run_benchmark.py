@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
-from matssl_bench.errors import BenchmarkError, ConfigError
+from matssl_bench.errors import BenchmarkError, ConfigError, DiskFullError
 
 # Exit codes of `--job KEY` (and of every run): 0 finished or cached; 2 bad input or error.
 EXIT_BLOCKED = 3       # --job: its pretraining job has no finished record yet
@@ -184,6 +185,13 @@ def _parse_and_run(argv=None) -> int:
             traceback.print_exc()
         print(f'error: {one_line(err)}', file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        if args.debug:
+            traceback.print_exc()
+        print(f'error: {DiskFullError(err.filename or "the work dir")}', file=sys.stderr)
+        return 2
 
 
 def plan_jobs(args: argparse.Namespace) -> tuple:
@@ -191,6 +199,7 @@ def plan_jobs(args: argparse.Namespace) -> tuple:
     --protocol and --precision, expanded and filtered, every option checked."""
     from matssl_bench.commands.checks import check_selection, validate_args
     from matssl_bench.suite.plan import expand, load_suite
+    from matssl_bench.suite.runtime import current_runtime
 
     suite = load_suite(args.suite, args.cfg_options)
     if args.protocol:
@@ -199,8 +208,10 @@ def plan_jobs(args: argparse.Namespace) -> tuple:
         for stage in ('pretrain', 'finetune'):
             suite.scale[stage]['precision'] = args.precision
     validate_args(args, suite)
+    # threads, world size, device and versions enter every job key: resolved before planning
+    runtime = current_runtime(threads=args.threads, launcher=args.launcher)
     jobs = expand(suite, seeds=args.seeds, methods=args.methods, datasets=args.datasets,
-                  rows=args.rows, pretrain_sets=args.pretrain_sets)
+                  rows=args.rows, pretrain_sets=args.pretrain_sets, runtime=runtime)
     check_selection(jobs, args)
     return suite, jobs, args.work_dir or Path('work_dirs') / suite.suite_name
 
@@ -276,9 +287,14 @@ def _main(args: argparse.Namespace, out) -> int:
 
 
 def select_job(jobs: list, key: str) -> list:
-    """The job whose key is (or starts with) ``key``, preceded by its pretraining job, if any."""
+    """The job whose key or plan id (the key without this machine's runtime facts, as
+    ``submit_slurm.py`` passes it) is (or starts with) ``key``, preceded by its pretraining
+    job, if any."""
     by_key = {job.key: job for job in jobs}
-    matches = [k for k in by_key if k == key] or [k for k in by_key if k.startswith(key)]
+    by_id = {job.plan_id: job.key for job in jobs if job.plan_id}
+    names = {**{k: k for k in by_key}, **by_id}
+    matches = sorted({names[n] for n in names if n == key}
+                     or {names[n] for n in names if n.startswith(key)})
     if len(matches) != 1:
         what = 'no planned job has' if not matches else f'{len(matches)} planned jobs have'
         raise ConfigError(f'--job {key}: {what} this key (the suite, --cfg-options, --seeds, '

@@ -240,7 +240,8 @@ def submit(args: argparse.Namespace, rest: list[str], out) -> int:
     gpus = args.gpus_per_node if args.executor == 'slurm' else 1
 
     def task(job):
-        return JobTask(_task_argv(rest, work_dir, job.key, gpus), job.key, str(work_dir))
+        # the plan id, not the key: the node that runs it adds its own runtime facts
+        return JobTask(_task_argv(rest, work_dir, job.plan_id, gpus), job.key, str(work_dir))
 
     pretrain = [j for j in ready if j.stage == 'pretrain']
     finetune = [j for j in ready if j.stage == 'finetune']

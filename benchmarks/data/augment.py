@@ -22,6 +22,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from matssl_bench.data.patches import IMAGENET_MEAN, IMAGENET_STD, SegmentationPatches, resize_items
+from matssl_bench.data.sampling import sample_randomness
 
 AUGMENTATIONS = ('none', 'flips', 'flips+rot90', 'photometric', 'strong')
 
@@ -56,7 +57,11 @@ class AugmentedPatches(Dataset):
 
     ``balanced_crops`` replaces each grid patch by a random crop of the same image whose
     largest class covers at most ``cat_max_ratio`` of it (mmseg's RandomCrop, 10 tries).
+    An index may be a ``sampling.SampleKey`` (loader workers): the sample's randomness
+    then comes from its own stream.
     """
+
+    random_samples = True  # a loader with workers hands out SampleKeys (sampling.py)
 
     def __init__(self, grid: SegmentationPatches, level: str = 'none',
                  balanced_crops: bool = False, cat_max_ratio: float = 0.75):
@@ -84,8 +89,9 @@ class AugmentedPatches(Dataset):
         image_t, mask_t = self.transform(image_t, mask_t)
         return image_t.permute(1, 2, 0).numpy(), mask_t.numpy()
 
-    def __getitem__(self, idx: int) -> dict:
-        image, mask = self.sample(idx)
+    def __getitem__(self, key) -> dict:
+        with sample_randomness(key) as idx:
+            image, mask = self.sample(idx)
         return dict(inputs=_normalize(torch.from_numpy(np.ascontiguousarray(image))
                                       .permute(2, 0, 1)),
                     data_samples=dict(gt=torch.from_numpy(np.ascontiguousarray(mask)).long(),

@@ -29,10 +29,39 @@ import numpy as np
 
 from matssl_bench.data_api import LabeledImage, MicrographSet, UnlabeledImage
 from matssl_bench.errors import DataError, MissingResourceError
+from matssl_bench.fileio.bounded_json import JsonProblem, read_json
 from matssl_bench.data.image_io import (check_labels, fingerprint, read_image, read_mask, reconcile_sizes,
                        natural_key)
 
 PREPARED_FORMAT = 'matssl-prepared/1'
+# Types of what the readers use from a prepared copy's manifest.json (JSON Schema; the file
+# is read bounded in size and depth, fileio/bounded_json.py).
+_NAME = {'type': 'string'}
+MANIFEST_SCHEMA = {
+    'type': 'object',
+    'required': ['format', 'dataset'],
+    'properties': {
+        'format': _NAME, 'dataset': _NAME, 'options': {'type': 'object'},
+        'splits': {'type': 'object', 'additionalProperties': {'type': 'array', 'items': {
+            'type': 'object', 'required': ['name', 'image', 'mask'],
+            'properties': {'name': _NAME, 'image': _NAME, 'mask': _NAME}}}},
+        'unlabeled': {'type': 'array', 'items': {
+            'type': 'object', 'required': ['name', 'image'],
+            'properties': {'name': _NAME, 'image': _NAME}}},
+        'files': {'type': 'object', 'additionalProperties': _NAME},
+        'sizes': {'type': 'object', 'additionalProperties': {'type': 'integer', 'minimum': 0}},
+    },
+}
+
+
+def read_manifest(path: Path) -> dict:
+    """A prepared copy's manifest.json, bounded and typed; a ``DataError`` naming it otherwise."""
+    try:
+        return read_json(path, MANIFEST_SCHEMA)
+    except JsonProblem as err:
+        raise DataError(f'{path}: unusable manifest: {err}') from None
+    except OSError as err:
+        raise DataError(f'{path}: unreadable manifest ({err.strerror or type(err).__name__})') from None
 DUPLICATE_THRESHOLD = 0.95
 
 
@@ -179,10 +208,7 @@ class FileMicrographSet(MicrographSet):
     def _index_prepared(self):
         folder = self.prepared_dir()
         path = folder / 'manifest.json'
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise DataError(f'{path}: unreadable manifest ({err})') from None
+        manifest = read_manifest(path)
         if manifest.get('format') != PREPARED_FORMAT or manifest.get('dataset') != self.name:
             raise DataError(f'{path}: not a prepared {self.name} copy '
                             f'(format {manifest.get("format")}, data set {manifest.get("dataset")})')

@@ -1,7 +1,7 @@
 """PyTorch datasets over micrograph sources: fixed patch grids for fine-tuning, two views for SSL."""
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 from matssl_bench.data_api import LabeledImage, UnlabeledImage
 from matssl_bench.errors import DataError
 from matssl_bench.data.patching import crop, patch_grid
+from matssl_bench.data.sampling import SampleKey, sample_randomness
 from matssl_bench.registry import DATASETS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -90,14 +91,19 @@ class SegmentationPatches(Dataset):
 
 @DATASETS.register_module()
 class TwoViewPatches(Dataset):
-    """Patches of unlabeled images, each returned as two random augmented views.
+    """Patches of unlabeled images, each returned as two random augmented views, or, with
+    no ``view_transform``, as the uint8 patch itself (3 x H x W), whose views the training
+    device makes from the batch (``ssl_views.DeviceViews``).
 
     An image's own ``overlap`` (its source's pretraining overlap) takes
-    precedence over ``default_overlap``.
+    precedence over ``default_overlap``. An index may be a :class:`SampleKey` (loader
+    workers): its views are then drawn from that sample's own random stream.
     """
 
+    random_samples = True  # a loader with workers hands out SampleKeys (sampling.py)
+
     def __init__(self, items: Sequence[UnlabeledImage], patch_size: int, default_overlap: float,
-                 view_transform: Callable[[torch.Tensor], torch.Tensor]):
+                 view_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
         self.items = list(items)
         self.patch_size = patch_size
         self.view_transform = view_transform
@@ -108,9 +114,12 @@ class TwoViewPatches(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, idx: int) -> dict:
-        i, top, left = self.index[idx]
-        patch = crop(self.items[i].image, top, left, self.patch_size)
-        uint8 = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)
-        return dict(inputs=[self.view_transform(uint8), self.view_transform(uint8)],
-                    data_samples=dict(index=idx))
+    def __getitem__(self, key: Union[int, SampleKey]) -> dict:
+        with sample_randomness(key) as idx:
+            i, top, left = self.index[idx]
+            patch = crop(self.items[i].image, top, left, self.patch_size)
+            uint8 = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)
+            if self.view_transform is None:
+                return dict(inputs=uint8, data_samples=dict(index=idx))
+            return dict(inputs=[self.view_transform(uint8), self.view_transform(uint8)],
+                        data_samples=dict(index=idx))

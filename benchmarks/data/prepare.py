@@ -15,6 +15,7 @@ hidden sibling folder and renamed into place at the end: a failure leaves nothin
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -38,6 +39,8 @@ from matssl_bench.fileio.atomic import current_umask
 from matssl_bench.registry import MICROGRAPH_SETS
 
 PATCH = 256
+# The smallest patch side a shipped suite cuts (cpu, protocols-smoke: 32 px).
+MIN_IMAGE_SIDE = 32
 ALIASES = {'aachen': 'AachenHeerlen', 'aachen-heerlen': 'AachenHeerlen'}
 
 
@@ -139,7 +142,16 @@ def _check_splits(data: FileMicrographSet, src: Path) -> None:
                             'check the folder and the split options')
 
 
-def _write_variant(data: FileMicrographSet, folder: Path) -> dict:
+def _check_size(name: str, shape, src: Path, min_size: int) -> None:
+    """An image no suite can cut a patch from is refused here, not later by the run."""
+    height, width = shape[:2]
+    if min(height, width) < min_size:
+        raise DataError(f'{src}: image {name} is {width}x{height} px, smaller than a '
+                        f'{min_size}x{min_size} patch (the smallest a shipped suite cuts; '
+                        '--min-size sets it): no run could cut a patch from it; remove it')
+
+
+def _write_variant(data: FileMicrographSet, folder: Path, min_size: int = MIN_IMAGE_SIDE) -> dict:
     for sub in ('images', 'masks', 'unlabeled', 'splits'):
         (folder / sub).mkdir(parents=True)
     entries, sizes = {}, {}
@@ -147,6 +159,7 @@ def _write_variant(data: FileMicrographSet, folder: Path) -> dict:
     for split in data.splits:
         entries[split] = []
         for item in data.labeled_split(split):
+            _check_size(item.name, item.image.shape, data.root, min_size)
             stem = names.stem(item.name)
             write_png(folder / 'images' / f'{stem}.png', item.image)
             write_png(folder / 'masks' / f'{stem}.png', item.mask)
@@ -158,6 +171,7 @@ def _write_variant(data: FileMicrographSet, folder: Path) -> dict:
     unlabeled = []
     for record in data.unlabeled_files:
         image = data.load_image(record.image)
+        _check_size(record.name, image.shape, data.root, min_size)
         stem = names.stem(record.name)
         write_png(folder / 'unlabeled' / f'{stem}.png', image)
         unlabeled.append(dict(name=record.name, image=f'unlabeled/{stem}.png'))
@@ -183,8 +197,9 @@ def _write_variant(data: FileMicrographSet, folder: Path) -> dict:
 
 
 def prepare(name: str, src, out, fetch: bool = False, options: Optional[dict] = None,
-            archive_sha256: Optional[str] = None) -> dict:
-    """Prepare data set ``name`` from ``src`` into ``out``; returns {variant: manifest}."""
+            archive_sha256: Optional[str] = None, min_size: int = MIN_IMAGE_SIDE) -> dict:
+    """Prepare data set ``name`` from ``src`` into ``out``; returns {variant: manifest}.
+    Images with a side under ``min_size`` px are refused."""
     cls = reader_class(name)
     src, out = Path(src), Path(out)
     if out.exists():
@@ -204,12 +219,19 @@ def prepare(name: str, src, out, fetch: bool = False, options: Optional[dict] = 
                 data = cls(root=src, **{**variant_options, **(options or {})})
                 _check_splits(data, src / sub if sub else src)
                 folder = tmp / sub if sub else tmp
-                manifest = _write_variant(data, folder)
+                manifest = _write_variant(data, folder, min_size)
             manifest['warnings'] = sorted({str(w.message) for w in caught})
             manifest['source'] = str(src.resolve())
             (folder / 'manifest.json').write_text(json.dumps(manifest, indent=1) + '\n')
             manifests[sub or cls.__name__] = manifest
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR):
+                raise
+            raise DataError(f'{out}: another prepare_data run finished it first (runs started '
+                            'together for one --out); its copy is kept, this one discarded; '
+                            f'check it with --verify {out}') from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -231,15 +253,14 @@ def clear_stale_partials(out: Path) -> list[Path]:
 
 def verify(folder) -> list[str]:
     """Files of a prepared variant whose sha256 differs from its manifest (missing ones too)."""
-    from matssl_bench.data.file_sets import inside
+    from matssl_bench.data.file_sets import inside, read_manifest
 
     folder = Path(folder)
     path = folder / 'manifest.json'
-    try:
-        manifest = json.loads(path.read_text())
-        files = dict(manifest['files'])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DataError(f'{path}: unreadable manifest ({type(err).__name__}: {err})') from None
+    manifest = read_manifest(path)
+    if 'files' not in manifest:
+        raise DataError(f'{path}: unusable manifest: no files list')
+    files = manifest['files']
     bad = []
     for rel, digest in files.items():
         file = inside(folder, rel, path)

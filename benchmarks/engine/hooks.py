@@ -24,7 +24,8 @@ from mmengine.visualization import Visualizer
 from tqdm.auto import tqdm
 
 from matssl_bench.engine.console import interactive
-from matssl_bench.fileio.atomic import save_torch_atomic
+from matssl_bench.fileio.atomic import raise_if_disk_full, save_torch_atomic
+from matssl_bench.models.encoders import describe_load_error
 from matssl_bench.registry import HOOKS
 
 LOG = logging.getLogger(__name__)
@@ -63,9 +64,8 @@ def check_resume_checkpoint(path: Path) -> Optional[str]:
         corrupt = path.with_name(path.name + '.corrupt')
         if is_main_process():
             os.replace(path, corrupt)
-        LOG.warning('warning: %s: unreadable resume checkpoint (%s: %s); moved to %s, the job '
-                    'starts again', path, type(err).__name__, str(err).splitlines()[0][:200]
-                    if str(err) else '', corrupt)
+        LOG.warning('warning: %s: unreadable resume checkpoint (%s); moved to %s, the job '
+                    'starts again', path, describe_load_error(err), corrupt)
         return None
     _checked[str(path)] = checkpoint
     return WEIGHTS_ONLY_SCHEME + str(path)
@@ -359,9 +359,10 @@ class RunStateHook(Hook):
                                    meta=dict(epoch=completed_epochs, iter=runner.iter))
             if is_main_process():
                 os.replace(self.out_dir / tmp_name, self.resume_path)
-        except BaseException:  # a full disk or Ctrl-C leaves no temporary file behind
+        except BaseException as err:  # a full disk or Ctrl-C leaves no temporary file behind
             if is_main_process():
                 (self.out_dir / tmp_name).unlink(missing_ok=True)
+            raise_if_disk_full(err, self.resume_path)
             raise
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:

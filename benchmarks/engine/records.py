@@ -1,8 +1,8 @@
 """Append-only result records: one JSON per finished run, written atomically."""
 from __future__ import annotations
 
-import json
 import logging
+import math
 import platform
 from pathlib import Path
 from typing import Any, Optional
@@ -10,6 +10,7 @@ from typing import Any, Optional
 import torch
 
 from matssl_bench.fileio.atomic import write_json_atomic
+from matssl_bench.fileio.bounded_json import JsonProblem, read_json, schema_problem
 
 LOG = logging.getLogger(__name__)
 
@@ -25,10 +26,54 @@ REQUIRED_KEYS = {
 }
 
 
+# Types of the fields the runner and the tables read (JSON Schema, checked by jsonschema):
+# a record whose field has another type is reported and skipped or rerun, never a TypeError.
+_TEXT = {'type': 'string'}
+_TEXT_OR_NULL = {'type': ['string', 'null']}
+_COUNTS = {'type': 'array', 'items': {'type': 'number'}}
+_UNIT = {'type': 'object', 'required': ['name', 'intersection', 'union'],
+         'properties': {'name': _TEXT, 'intersection': _COUNTS, 'union': _COUNTS,
+                        'gt_area': _COUNTS, 'pred_area': _COUNTS,
+                        'height': {'type': 'integer'}, 'width': {'type': 'integer'}}}
+_RESULT = {'type': 'object', 'required': ['mIoU'],
+           'properties': {'mIoU': {'type': 'number'}, 'aAcc': {'type': 'number'},
+                          'convention': _TEXT, 'images': {'type': 'array', 'items': _UNIT},
+                          'selected_epoch': {'type': ['integer', 'null']}},
+           'patternProperties': {r'^IoU\.': {'type': 'number'}}}
+_HISTORY = {'type': 'array', 'items': {'type': 'object', 'additionalProperties': {'type': 'number'}}}
+RECORD_SCHEMA = {
+    'type': 'object',
+    'required': ['stage', 'key', 'status'],
+    'properties': {
+        'stage': {'enum': ['pretrain', 'finetune']}, 'key': _TEXT, 'status': _TEXT,
+        'reason': _TEXT, 'method': _TEXT, 'method_label': _TEXT, 'encoder_init': _TEXT,
+        'encoder_init_variant': _TEXT_OR_NULL, 'pretrain_set': _TEXT_OR_NULL,
+        'dataset': _TEXT_OR_NULL, 'seed': {'type': 'integer'}, 'protocol': _TEXT_OR_NULL,
+        'depends_on': _TEXT_OR_NULL, 'precision': _TEXT, 'suite': _TEXT,
+        'row': {'type': 'object', 'properties': {'index': {'type': 'integer'},
+                                                 'table': _TEXT, 'method': _TEXT}},
+        'config': {'type': 'object'}, 'metric': {'type': ['object', 'null']},
+        'dataset_meta': {'type': ['object', 'null'],
+                         'properties': {'classes': {'type': 'array', 'items': _TEXT}}},
+        'test': _RESULT, 'test_last': _RESULT, 'history': _HISTORY,
+        'transfer': {'type': 'object', 'additionalProperties': {'type': 'object'}},
+        'morphology': {'type': 'object'}, 'predictions': _TEXT, 'weights': _TEXT,
+        'encoder': _TEXT, 'world_size': {'type': 'integer'}, 'n_labelled': {'type': 'integer'},
+        'weights_sha256': {'type': 'object'}, 'versions': {'type': 'object'},
+    },
+}
+_FINETUNE = {'properties': {'dataset': _TEXT}}  # a fine-tuning record names its data set
+
+
 def record_problem(record: Any, stage: str, key: Optional[str] = None) -> Optional[str]:
     """Why ``record`` cannot be trusted as a record of ``stage`` (and ``key``), or None."""
     if not isinstance(record, dict):
         return f'not a JSON object but {type(record).__name__}'
+    problem = schema_problem(record, RECORD_SCHEMA)
+    if problem is None and record.get('stage') == 'finetune':
+        problem = schema_problem(record, _FINETUNE)
+    if problem:
+        return f'wrong type at {problem}'
     status = record.get('status')
     required = REQUIRED_KEYS.get((status, stage))
     if required is None:
@@ -43,6 +88,8 @@ def record_problem(record: Any, stage: str, key: Optional[str] = None) -> Option
         test = record['test']
         if not isinstance(test, dict) or not isinstance(test.get('mIoU'), (int, float)):
             return 'finished record without a numeric test mIoU'
+        if not math.isfinite(test['mIoU']):
+            return f'finished record with test mIoU {test["mIoU"]} (not a number)'
     return None
 
 
@@ -86,12 +133,14 @@ class RecordStore:
     def _read(self, path: Path, stage: str, key: Optional[str], consequence: str) -> Optional[dict]:
         """The record at ``path`` if it is valid; else None, with one warning line naming it."""
         try:
-            record = json.loads(path.read_text())
+            record = read_json(path)  # bounded in size and depth
             problem = record_problem(record, stage, key)
         except FileNotFoundError:
             return None
-        except (OSError, UnicodeDecodeError, ValueError) as err:
-            problem = f'unreadable record ({err})'
+        except JsonProblem as err:
+            problem = f'unusable record: {err}'
+        except OSError as err:
+            problem = f'unreadable record ({err.strerror or type(err).__name__})'
         if problem is None:
             return record
         if path not in self._reported:

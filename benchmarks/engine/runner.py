@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +17,13 @@ from matssl_bench.engine.hooks import finish_tracking
 from matssl_bench.data_api import MicrographSet
 from matssl_bench.data.sources import build_audited_pool, build_micrograph_set
 from matssl_bench.models.encoders import read_state_dict
-from matssl_bench.errors import EncoderMismatchError, MissingResourceError
+from matssl_bench.errors import ConfigError, EncoderMismatchError, MissingResourceError
 from matssl_bench.data.image_io import BIT_DEPTH_POLICY
 from matssl_bench.fileio.locks import JobLock
+from matssl_bench.fileio.stale_files import clear_stale_temporaries
 from matssl_bench.suite.plan import Job, build_method
-from matssl_bench.suite.precision import resolve_precision
+from matssl_bench.suite.precision import resolve_precision, run_settings
+from matssl_bench.suite.runtime import device_class, runtime_mismatch
 from matssl_bench.evaluation.morphology import evaluate_morphology
 from matssl_bench.data.subsets import with_labels
 from matssl_bench.engine.transfer import evaluate_targets
@@ -77,9 +80,10 @@ class SuiteRunner:
         self.suite = suite
         self.work_dir = Path(work_dir)
         self.launcher = launcher
-        # How to run, not what: none of these is part of a job's key or changes its result.
+        # How to run, not what: the backend and checkpoint keeping change no result.
         self.vis_backend = vis_backend
         self.keep_checkpoints = keep_checkpoints
+        # --threads changes results (and is in every job key, with the loader workers it sets)
         self.threads = threads
         if threads is not None:
             torch.set_num_threads(threads)
@@ -87,7 +91,17 @@ class SuiteRunner:
             init_distributed(launcher)
         self.store = RecordStore(self.work_dir)
         self.rank, self.world_size = get_dist_info()
+        if self.rank == 0:
+            self._clear_stale_temporaries()
         self._methods: dict = {}
+
+    def _clear_stale_temporaries(self) -> None:
+        """Half-written files of runners killed mid-write (their process is gone)."""
+        removed = [p for sub in ('records', 'encoders', 'runs', 'tables')
+                   for p in clear_stale_temporaries(self.work_dir / sub)]
+        if removed:
+            print(f'removed {len(removed)} temporary file(s) of killed writers, e.g. '
+                  f'{removed[0]}', file=sys.stderr)
 
     def _method(self, name: str):
         """Each method is built once per runner from the suite's settings."""
@@ -105,6 +119,7 @@ class SuiteRunner:
     # -- execution ---------------------------------------------------------
     def run(self, jobs: list[Job]) -> list[Outcome]:
         """Run ``jobs`` in order; then wait for the ones another runner was doing."""
+        self.check_runtime(jobs)
         outcomes: dict[str, Outcome] = {}
         deferred: list[Job] = []  # their pretraining runs in another runner: do others first
         progress = SuiteProgress(jobs, self.suite.suite_name, enabled=self.rank == 0)
@@ -130,6 +145,17 @@ class SuiteRunner:
                 outcomes[key] = run_counted(outcome.job, self._wait_for)
         progress.close()
         return [outcomes[key] for key in dict.fromkeys(job.key for job in jobs) if key in outcomes]
+
+    def check_runtime(self, jobs: list[Job]) -> None:
+        """Jobs planned for other threads, world size or device would be stored under keys
+        that do not describe how they ran: refuse them."""
+        actual = dict(threads=torch.get_num_threads(), world_size=self.world_size,
+                      device=device_class())
+        for job in jobs:
+            problem = runtime_mismatch(job.spec.get('runtime'), actual)
+            if problem:
+                raise ConfigError(f'{job.stage} job {job.key} was planned for another runtime '
+                                  f'({problem}); plan the jobs in the process that runs them')
 
     def _lock(self, job: Job) -> JobLock:
         return JobLock(self.work_dir / 'locks' / f'{job.stage}-{job.key}.lock')
@@ -186,9 +212,18 @@ class SuiteRunner:
                 lock.release()
 
     def _scale(self, scale: dict) -> dict:
-        """A stage's scale with ``--threads`` as its data-loader workers (the key keeps the
-        suite's value: workers change speed, not results)."""
+        """A stage's scale with ``--threads`` as its data-loader workers (as the plan put it
+        in the job key: the worker count decides which worker draws which augmentation)."""
         return scale if self.threads is None else dict(scale, num_workers=self.threads)
+
+    @property
+    def deterministic(self) -> bool:
+        return bool(self.suite.get('deterministic', True))
+
+    def run_settings(self, job: Job) -> dict:
+        """The resolved settings ``job``'s numbers depend on beyond its config (precision on
+        this device, ``deterministic``, world size): recorded, and part of its key."""
+        return run_settings(job.stage, job.spec['scale'], self.deterministic, self.world_size)
 
     def _drop_resume_checkpoint(self, job: Job) -> None:
         """A finished job keeps its record, encoder or selected weights and previews; its
@@ -236,7 +271,8 @@ class SuiteRunner:
         encoder, history = stages.pretrain(method, pool, job.spec['arch'],
                                            self._scale(job.spec['scale']), job.seed,
                                            self.run_dir(job), self.launcher, self.vis_backend,
-                                           tracking=self._tracking(job))
+                                           tracking=self._tracking(job),
+                                           deterministic=self.deterministic)
         record = dict(self._base_record(job), status='finished',
                       encoder=str(self.encoder_path(job.key).relative_to(self.work_dir)),
                       pool_size=len(pool), excluded=audit.excluded,
@@ -244,9 +280,8 @@ class SuiteRunner:
                       duplicates_dropped=audit.duplicates,
                       duplicate_threshold=audit.threshold, history=history,
                       sync_bn=stages.uses_sync_bn(job.spec['scale'], self.launcher),
-                      precision=resolve_precision(job.spec['scale'].get('precision')),
-                      versions=environment_versions(), wall_time_s=time.time() - start,
-                      world_size=self.world_size)
+                      **self.run_settings(job),
+                      versions=environment_versions(), wall_time_s=time.time() - start)
         losses = [h['train_loss'] for h in history if 'train_loss' in h]
         finish_tracking({'train/final_loss': losses[-1]} if losses else None)
         if self.rank == 0:
@@ -278,7 +313,8 @@ class SuiteRunner:
                                            job.seed, self.run_dir(job), self.launcher,
                                            metric_cfg, report=batches,
                                            vis_backend=self.vis_backend,
-                                           tracking=self._tracking(job))
+                                           tracking=self._tracking(job),
+                                           deterministic=self.deterministic)
         previews = self.run_dir(job) / 'test_previews.npz'
         # both scored once, after training: the selected epoch and the last one
         metrics = stages.evaluate(weights, data, 'test', arch, scale, metric_cfg, previews)
@@ -289,7 +325,8 @@ class SuiteRunner:
                                                  selection_and_metric)
         if job.spec.get('morphology_classes'):
             extra['morphology'] = evaluate_morphology(weights, data, 'test', arch, scale,
-                                                      job.spec['morphology_classes'])
+                                                      job.spec['morphology_classes'],
+                                                      stages.finetune_precision(scale))
         last = stages.evaluate(stages.last_weights_path(self.run_dir(job)), data, 'test', arch,
                                scale, metric_cfg)
         finish_tracking({'test/mIoU': metrics['mIoU'], 'test_last/mIoU': last['mIoU'],
@@ -298,11 +335,10 @@ class SuiteRunner:
                       metric=metric_cfg, test=metrics, test_last=last, history=history, **extra,
                       dropped_last_batch=batches.get('dropped_last_batch', False),
                       n_labelled=len(data.labeled_split('train')),
-                      precision=resolve_precision(scale.get('precision')),
+                      sync_bn=stages.uses_sync_bn(scale, self.launcher), **self.run_settings(job),
                       predictions=str(previews.relative_to(self.work_dir)),
                       dataset_meta=data.meta(), weights=str(weights.relative_to(self.work_dir)),
-                      versions=environment_versions(), wall_time_s=time.time() - start,
-                      world_size=self.world_size)
+                      versions=environment_versions(), wall_time_s=time.time() - start)
         if self.rank == 0:
             self.store.put(job.stage, job.key, record)
         self._drop_resume_checkpoint(job)

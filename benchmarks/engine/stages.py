@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -18,8 +17,12 @@ from mmengine.dist import barrier, get_dist_info, is_main_process
 from mmengine.runner import Runner, set_random_seed
 
 from matssl_bench.data.patches import SegmentationPatches, TwoViewPatches, resize_items
+from matssl_bench.data.sampling import EpochSeededSampler
+from matssl_bench.data.ssl_views import DeviceViews, view_place
+from matssl_bench.engine.determinism import apply_determinism
+from matssl_bench.evaluation.sharding import sharded
 from matssl_bench.data_api import MicrographSet, UnlabeledImage
-from matssl_bench.errors import DataError
+from matssl_bench.errors import ConfigError, DataError
 from matssl_bench.engine.hooks import (ProgressBarHook, RunStateHook, TrackingHook,
                                       check_resume_checkpoint, visualizer_cfg)
 from matssl_bench.method_api import EncoderState, SSLMethod
@@ -58,23 +61,29 @@ def _with_fused_update(optim_wrapper: dict) -> dict:
     return dict(optim_wrapper, optimizer=dict(optimizer, fused=True))
 
 
-def _training_optim_wrapper(optim_wrapper: dict, scale: dict, owner: str) -> dict:
+def _training_optim_wrapper(optim_wrapper: dict, scale: dict, owner: str, stage: str) -> dict:
     """A stage's optimiser wrapper: fused update, at the scale's precision."""
     return with_precision(_with_fused_update(optim_wrapper),
-                          resolve_precision(scale.get('precision')), owner)
+                          resolve_precision(scale.get('precision'), stage=stage), owner)
 
 
 def pretrain_optim_wrapper(method: SSLMethod, batch_size: int, scale: dict) -> dict:
     """The optimiser wrapper config of ``method``'s SSL stage (perf.py times the same one)."""
     return _training_optim_wrapper(method.optim_wrapper(batch_size), scale,
-                                   f'method {method.name}')
+                                   f'method {method.name}', 'pretrain')
 
 
 def finetune_optim_wrapper(scale: dict) -> dict:
     """Adam, as in the paper, at the fine-tuning scale's learning rate and precision."""
     adam = dict(type='Adam', lr=scale.get('lr', 1e-4), weight_decay=scale.get('weight_decay', 1e-5))
     return _training_optim_wrapper(dict(type='OptimWrapper', optimizer=adam,
-                                        **encoder_paramwise_cfg(scale)), scale, 'fine-tuning')
+                                        **encoder_paramwise_cfg(scale)), scale, 'fine-tuning',
+                                   'finetune')
+
+
+def finetune_precision(scale: dict) -> str:
+    """The resolved precision of fine-tuning and of every evaluation of its model."""
+    return resolve_precision(scale.get('precision'), stage='finetune')
 
 
 def _per_rank_batch(total: int, dataset_size: int) -> int:
@@ -96,36 +105,49 @@ def drops_single_sample_batch(num_samples: int, batch_size: int) -> bool:
 
 def dataloader_cfg(dataset, batch_size: int, num_workers: int, shuffle: bool,
                    drop_last: bool) -> dict:
-    """The mmengine dataloader config every stage uses (perf.py measures the same one)."""
+    """The mmengine dataloader config every stage uses (perf.py measures the same one).
+
+    Workers persist across epochs; batches go to pinned memory where a GPU trains. With
+    workers, a dataset that draws random numbers gets (index, seed, epoch) keys
+    (``sampling.EpochSeededSampler``): its samples are the same whatever the workers, and a
+    resumed run continues the uninterrupted one's stream.
+    """
+    seeded = num_workers > 0 and getattr(dataset, 'random_samples', False)
     return dict(dataset=dataset, batch_size=batch_size, num_workers=num_workers,
                 persistent_workers=num_workers > 0, drop_last=drop_last,
-                sampler=dict(type='DefaultSampler', shuffle=shuffle),
+                pin_memory=torch.cuda.is_available(),
+                sampler=dict(type=EpochSeededSampler if seeded else 'DefaultSampler',
+                             shuffle=shuffle),
                 collate_fn=dict(type='default_collate'))
 
 
 def _runner_common(run_dir: Path, seed: int, launcher: str, description: str,
                    state_hook: RunStateHook, vis_backend: str = 'local',
-                   tracking: Optional[dict] = None) -> dict:
+                   tracking: Optional[dict] = None, deterministic: bool = True,
+                   broadcast_buffers: bool = False) -> dict:
     """Settings every stage's Runner shares. ``tracking`` (``run_name``, ``root``,
     ``hparams``, ``experiment``: see :func:`hooks.visualizer_cfg`) names the run in the
-    progress bar and the tracking backend."""
+    progress bar and the tracking backend. ``broadcast_buffers``: DDP copies rank 0's
+    buffers (batch-norm statistics) to every rank before each forward pass."""
     tracking = dict(tracking or {})
     description = tracking.get('run_name', description)
     scope_mmengine_registries()  # no per-job "Failed to search registry" warnings
-    # Deterministic cuBLAS needs this set before the first CUDA matmul; harmless elsewhere.
-    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    apply_determinism(deterministic)
     # loaded weights-only by the suite itself; a corrupt file is set aside and the job restarts
     resume_from = check_resume_checkpoint(state_hook.resume_path)
     wrapper = {}
-    if launcher != 'none' and not torch.cuda.is_available():
-        # mmengine pins DDP to a CUDA device; CPU processes (gloo) take device_ids=None
-        wrapper = dict(cfg=dict(model_wrapper_cfg=dict(
-            type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False)))
+    if launcher != 'none':
+        ddp = dict(type='MMDistributedDataParallel', broadcast_buffers=broadcast_buffers)
+        if not torch.cuda.is_available():
+            # mmengine pins DDP to a CUDA device; CPU processes (gloo) take device_ids=None
+            ddp['device_ids'] = None
+        wrapper = dict(cfg=dict(model_wrapper_cfg=ddp))
     return dict(
         **wrapper,
         work_dir=str(run_dir),
         experiment_name=f'{run_dir.name}-{time.time_ns()}',
-        randomness=dict(seed=seed, deterministic=True),
+        randomness=dict(seed=seed, deterministic=deterministic),
+        env_cfg=dict(cudnn_benchmark=not deterministic, dist_cfg=dict(backend='nccl')),
         launcher=launcher,
         default_scope=SCOPE,
         log_level='WARNING',
@@ -141,38 +163,56 @@ def _runner_common(run_dir: Path, seed: int, launcher: str, description: str,
 
 
 def uses_sync_bn(scale: dict, launcher: str) -> bool:
-    """Whether an SSL stage synchronises batch norm over ranks (``sync_bn`` in the
-    pretraining scale; default: on whenever a launcher runs several CUDA processes), so
-    that a multi-GPU run normalises over the global batch as a one-GPU run does."""
+    """Whether a stage synchronises batch norm over ranks (``sync_bn`` in its scale;
+    default: on whenever a launcher runs several CUDA processes), so that a multi-GPU run
+    normalises over the global batch as a one-GPU run does."""
     distributed = launcher != 'none' and get_dist_info()[1] > 1
     asked = scale.get('sync_bn')
     if asked is None:
         return distributed and torch.cuda.is_available()
     if asked and distributed and not torch.cuda.is_available():
         raise ValueError('sync_bn=True needs CUDA devices (torch\'s SyncBatchNorm has no CPU '
-                         'kernel); set sync_bn=False in the pretraining scale to run on CPUs')
+                         'kernel); set sync_bn=False in the scale to run on CPUs')
     return bool(asked) and distributed
+
+
+def ssl_inputs(method: SSLMethod, model, scale: dict, images: Sequence[UnlabeledImage],
+               seed: int = 0):
+    """The SSL stage's patch set and ``model`` set up to take it: views made in the loader
+    workers, or (``views='device'``) uint8 patches whose views the model's data
+    preprocessor makes on its device; channels-last with ``channels_last``."""
+    crop = scale.get('crop_size', scale['patch_size'])
+    on_device = view_place(scale) == 'device'
+    if scale.get('channels_last'):
+        model.to(memory_format=torch.channels_last)
+    if on_device:
+        model.data_preprocessor = DeviceViews(method.batch_views(crop),
+                                              channels_last=bool(scale.get('channels_last')),
+                                              seed=seed)
+    dataset = TwoViewPatches(images, scale['patch_size'], scale.get('overlap', 0.0),
+                             None if on_device else method.view_transform(crop))
+    return dataset, model
 
 
 def pretrain(method: SSLMethod, images: Sequence[UnlabeledImage], arch: str, scale: dict,
              seed: int, run_dir: Path, launcher: str = 'none',
              vis_backend: str = 'local',
-             tracking: Optional[dict] = None) -> tuple[EncoderState, list[dict]]:
+             tracking: Optional[dict] = None,
+             deterministic: bool = True) -> tuple[EncoderState, list[dict]]:
     """Train ``method`` self-supervised on patches of ``images``; return its encoder and history."""
     if not images:
         raise DataError('the pretraining set is empty')
     run_dir = Path(run_dir)
-    set_random_seed(seed, deterministic=True)  # the model's own init is part of the run
+    set_random_seed(seed, deterministic=deterministic)  # the model's own init is part of the run
     model = method.build_model(arch, method.initial_encoder_state(arch))
     if uses_sync_bn(scale, launcher):
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     images = resize_items(images, factor=scale.get('rescale'))
-    dataset = TwoViewPatches(images, scale['patch_size'], scale.get('overlap', 0.0),
-                             method.view_transform(scale.get('crop_size', scale['patch_size'])))
+    dataset, model = ssl_inputs(method, model, scale, images, seed)
     batch = _per_rank_batch(scale['batch_size'], len(dataset))
     state_hook = RunStateHook(str(run_dir))
     common = _runner_common(run_dir, seed, launcher, f'pretrain {method.name}', state_hook,
-                            vis_backend, tracking)
+                            vis_backend, tracking, deterministic)
     common['custom_hooks'] += method.custom_hooks(batch)
     runner = Runner(
         model=model,
@@ -189,20 +229,27 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
              selection_split: Optional[str], arch: str, scale: dict, seed: int, run_dir: Path,
              launcher: str = 'none', metric_cfg: Optional[dict] = None,
              report: Optional[dict] = None,
-             vis_backend: str = 'local',
-             tracking: Optional[dict] = None) -> tuple[Path, list[dict]]:
+             vis_backend: str = 'local', tracking: Optional[dict] = None,
+             deterministic: bool = True) -> tuple[Path, list[dict]]:
     """Fine-tune U-Net++ on ``data``'s train split; keep the best epoch on ``selection_split``.
 
     Returns the path of the selected weights and the per-epoch history. With no
     selection split the last epoch is kept. ``report`` (a dict) receives
     ``dropped_last_batch``: whether a one-sample last batch was dropped each epoch.
+    Under several processes batch norm is synchronised (SyncBN, CUDA) or, where it cannot
+    be, every process must get at least :data:`MIN_RANK_BATCH` patches.
     """
     run_dir = Path(run_dir)
-    set_random_seed(seed, deterministic=True)  # the decoder's random init is part of the run
-    model = build_segmenter(arch, data.num_classes, scale, encoder_state, encoder_source)
+    set_random_seed(seed, deterministic=deterministic)  # the decoder's init is part of the run
+    model = build_segmenter(arch, data.num_classes, scale, encoder_state, encoder_source,
+                            precision=finetune_precision(scale))
+    sync_bn = uses_sync_bn(scale, launcher)
+    if sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     train = training_patches(_patches(data, 'train', scale), scale)  # tricks (augment.py)
     workers = scale.get('num_workers', 0)
     batch = _per_rank_batch(scale['batch_size'], len(train))
+    check_rank_batch(batch, sync_bn)
     drop_last = drops_single_sample_batch(len(train), batch)
     if report is not None:
         report['dropped_last_batch'] = drop_last
@@ -210,7 +257,7 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
     validation = {}
     if selection_split:
         validation = _validation_cfg(data, selection_split, scale, batch, workers,
-                                     metric_cfg or {})
+                                     metric_cfg or {}, run_dir)
     runner = Runner(
         model=model,
         train_dataloader=dataloader_cfg(train, batch, workers, True, drop_last),
@@ -219,7 +266,9 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
         optim_wrapper=finetune_optim_wrapper(scale),
         **validation,
         **_runner_common(run_dir, seed, launcher, f'fine-tune {run_dir.name[:8]}', state_hook,
-                         vis_backend, tracking))
+                         vis_backend, tracking, deterministic,
+                         # no SyncBN: every rank validates with rank 0's statistics
+                         broadcast_buffers=not sync_bn))
     runner.train()
     if is_main_process():
         model_state = {k: v.detach().cpu() for k, v in _unwrap(runner.model).state_dict().items()}
@@ -229,6 +278,36 @@ def finetune(encoder_state: Optional[EncoderState], encoder_source: str, data: M
             save_torch_atomic(state_hook.best_path, last)
     barrier()  # every rank evaluates the weights rank 0 wrote
     return state_hook.best_path, state_hook.history
+
+
+# Fewest patches per process for fine-tuning under several processes without SyncBN: batch
+# norm then normalises over each process's own patches, and below this the statistics (and
+# the method) differ too much from the one-process run's.
+MIN_RANK_BATCH = 4
+
+
+def check_rank_batch(per_rank: int, sync_bn: bool) -> None:
+    """Refuse a multi-process fine-tuning whose per-process batch is below
+    :data:`MIN_RANK_BATCH` unless batch norm is synchronised."""
+    world = get_dist_info()[1]
+    if world > 1 and not sync_bn and per_rank < MIN_RANK_BATCH:
+        raise ConfigError(
+            f'fine-tuning on {world} processes gives {per_rank} patch(es) per process, and '
+            f'batch norm without SyncBN (CUDA only) would normalise over those alone; use '
+            f'fewer processes (at least {MIN_RANK_BATCH} patches each) or CUDA devices')
+
+
+def _gathered_previews(keeper):
+    """Every rank's preview keeper merged (the ranks scored different units)."""
+    from mmengine.dist import all_gather_object
+
+    rank, world = get_dist_info()
+    if keeper is None or world == 1:
+        return keeper
+    for other_rank, other in enumerate(all_gather_object(keeper)):
+        if other_rank != rank:
+            keeper.absorb(other)
+    return keeper
 
 
 def last_weights_path(run_dir: Path) -> Path:
@@ -242,10 +321,13 @@ def scores_whole_images(metric_cfg: dict) -> bool:
 
 
 def _validation_cfg(data: MicrographSet, split: str, scale: dict, batch: int, workers: int,
-                    metric_cfg: dict) -> dict:
+                    metric_cfg: dict, run_dir: Path) -> dict:
     """The Runner's validation: whole images by sliding window (``clean``), or the patch grid
-    with the authors' per-batch metric (``published``); both log ``val/mIoU``."""
-    evaluator = dict(type='PooledIoUMetric', **metric_cfg)
+    with the authors' per-batch metric (``published``); both log ``val/mIoU``. Under several
+    processes each rank scores its share; the per-unit counts meet in the run's
+    ``.dist_test/`` (removed after each collection)."""
+    evaluator = dict(type='PooledIoUMetric', **metric_cfg,
+                     collect_dir=str(Path(run_dir) / '.dist_test'))
     if scores_whole_images(metric_cfg):
         from matssl_bench.evaluation.sliding_window import WholeImages
 
@@ -279,22 +361,27 @@ def evaluate(weights: Path, data: MicrographSet, split: str, arch: str, scale: d
                              score_whole_images)
     from matssl_bench.evaluation.metrics import summarize
 
-    model, checkpoint = load_segmenter(weights, arch, data.num_classes, scale)
+    model, checkpoint = load_segmenter(weights, arch, data.num_classes, scale,
+                                       finetune_precision(scale))
     logits_fn = model_logits_fn(model)
     keeper = PreviewKeeper(previews) if preview_path is not None else None
     batch = scale.get('eval_batch_size', 8)
     if scores_whole_images(metric_cfg):
         items = resize_items(data.labeled_split(split), scale.get('resize'), scale.get('rescale'))
         window = scale['patch_size']
-        units = score_whole_images(logits_fn, items, data.num_classes, window,
-                                   default_stride(window, scale.get('eval_stride')), batch, keeper)
+        stride = default_stride(window, scale.get('eval_stride'))
+        units = sharded(len(items), lambda positions: score_whole_images(
+            logits_fn, [items[i] for i in positions], data.num_classes, window, stride, batch,
+            keeper))
     else:
-        units = score_patches(logits_fn, _patches(data, split, scale), data.num_classes, batch,
-                              keeper)
+        patches = _patches(data, split, scale)
+        units = sharded(len(patches), lambda positions: score_patches(
+            logits_fn, patches, data.num_classes, batch, keeper, positions))
+    keeper = _gathered_previews(keeper)
     metrics = summarize(units, dict(metric_cfg, class_names=list(data.classes)))
     metrics.update(selected_epoch=checkpoint.get('epoch'),
                    convention=metric_cfg.get('convention', 'clean'), images=units)
-    if keeper is not None and keeper.arrays() is not None:
+    if keeper is not None and keeper.arrays() is not None and is_main_process():
         arrays = keeper.arrays()
         atomic_write(preview_path, lambda tmp: np.savez_compressed(open(tmp, 'wb'), **arrays))
     return metrics

@@ -125,8 +125,12 @@ class PooledIoUMetric(IoUMetric):
 
     def __init__(self, num_classes: int, class_names: Sequence[str], convention: str = 'clean',
                  mean_classes: Optional[Sequence[int]] = None, ignore_index: int = 255,
-                 batch_units: int = AUTHORS_BATCH, **kwargs):
+                 batch_units: int = AUTHORS_BATCH, collect_dir: Optional[str] = None,
+                 **kwargs):
         super().__init__(ignore_index=ignore_index, iou_metrics=['mIoU'], **kwargs)
+        # where ranks meet to collect results (mmengine's default: ./.dist_test); mmseg's
+        # IoUMetric does not pass it on to mmengine's BaseMetric
+        self.collect_dir = collect_dir
         self.num_classes = num_classes
         self.metric_cfg = dict(num_classes=num_classes, class_names=list(class_names),
                                convention=canonical_convention(convention),
@@ -134,9 +138,11 @@ class PooledIoUMetric(IoUMetric):
                                else None, batch_units=batch_units)
 
     def process(self, data_batch, data_samples) -> None:
+        # Counted on the CPU: mmseg's intersect_and_union uses torch.histc, which has no
+        # deterministic CUDA kernel (an error under deterministic algorithms).
         for sample in data_samples:
-            pred = sample['pred_sem_seg']['data'].squeeze()
-            label = sample['gt_sem_seg']['data'].squeeze().to(pred)
+            pred = sample['pred_sem_seg']['data'].squeeze().cpu()
+            label = sample['gt_sem_seg']['data'].squeeze().cpu().to(pred)
             self.results.append(self.intersect_and_union(pred, label, self.num_classes,
                                                          self.ignore_index))
 

@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from matssl_bench.data_api import MicrographSet
 from matssl_bench.evaluation.segmenter import load_segmenter
+from matssl_bench.evaluation.sharding import sharded
 from matssl_bench.evaluation.sliding_window import default_stride, model_logits_fn, slide_logits
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -50,26 +51,28 @@ def region_stats(pred_mask: np.ndarray, true_mask: np.ndarray, class_id: int) ->
 
 
 def evaluate_morphology(weights: Path, data: MicrographSet, split: str, arch: str, scale: dict,
-                        classes: Sequence) -> list[dict]:
-    """One row per image of ``split`` and chosen class (name or id) with :func:`region_stats`."""
+                        classes: Sequence, precision: str = 'fp32') -> list[dict]:
+    """One row per image of ``split`` and chosen class (name or id) with :func:`region_stats`;
+    under several processes each rank predicts its share of the images (rows gathered)."""
     from matssl_bench.data.patches import resize_items
 
     ids = [data.classes.index(c) if isinstance(c, str) else int(c) for c in classes]
     for c, i in zip(classes, ids):
         if not 0 <= i < data.num_classes:
             raise ValueError(f'{data.name}: no class {c!r}; classes: {", ".join(data.classes)}')
-    model, _ = load_segmenter(weights, arch, data.num_classes, scale)
+    model, _ = load_segmenter(weights, arch, data.num_classes, scale, precision)
     logits_fn = model_logits_fn(model)
     window = scale['patch_size']
     stride = default_stride(window, scale.get('eval_stride'))
     batch = scale.get('eval_batch_size', 8)
-    rows = []
     items = resize_items(data.labeled_split(split), scale.get('resize'), scale.get('rescale'))
-    for item in items:
+
+    def image_rows(item) -> list[dict]:
         with torch.no_grad():
             logits = slide_logits(logits_fn, item.image, window, stride, batch)
         pred = logits.argmax(0).numpy().astype(np.uint8)
-        for class_id in ids:
-            rows.append(dict(image=item.name, class_name=data.classes[class_id],
-                             **region_stats(pred, item.mask, class_id)))
-    return rows
+        return [dict(image=item.name, class_name=data.classes[class_id],
+                     **region_stats(pred, item.mask, class_id)) for class_id in ids]
+
+    per_image = sharded(len(items), lambda positions: [image_rows(items[i]) for i in positions])
+    return [row for rows in per_image for row in rows]

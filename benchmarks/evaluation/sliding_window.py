@@ -124,6 +124,16 @@ class PreviewKeeper:
                     elif item[:2] > heap[0][:2]:
                         heapq.heapreplace(heap, item)
 
+    def absorb(self, other: 'PreviewKeeper') -> None:
+        """Keep the best of both keepers' crops (another rank's share of the units)."""
+        for mine, theirs in ((self.by_errors, other.by_errors),
+                             (self.by_foreground, other.by_foreground)):
+            for item in theirs:
+                if len(mine) < self.per_kind:
+                    heapq.heappush(mine, item)
+                elif item[:2] > mine[0][:2]:
+                    heapq.heapreplace(mine, item)
+
     def arrays(self) -> Optional[dict]:
         chosen, seen = [], set()
         for heap in (self.by_foreground, self.by_errors):
@@ -159,12 +169,14 @@ def score_whole_images(logits_fn: LogitsFn, items: Iterable, num_classes: int, w
 
 
 def score_patches(logits_fn: LogitsFn, dataset, num_classes: int, batch_size: int = 128,
-                  previews: Optional[PreviewKeeper] = None) -> list[dict]:
-    """Per-patch areas over a ``SegmentationPatches`` grid, in the dataset's order (the
-    authors' evaluation order); each unit is named ``image@y,x``."""
+                  previews: Optional[PreviewKeeper] = None,
+                  positions: Optional[Sequence[int]] = None) -> list[dict]:
+    """Per-patch areas over a ``SegmentationPatches`` grid (or its ``positions``), in the
+    dataset's order (the authors' evaluation order); each unit is named ``image@y,x``."""
     out = []
-    for start in range(0, len(dataset), batch_size):
-        indices = range(start, min(start + batch_size, len(dataset)))
+    positions = list(range(len(dataset))) if positions is None else list(positions)
+    for start in range(0, len(positions), batch_size):
+        indices = positions[start:start + batch_size]
         pairs = [dataset.patch(i) for i in indices]
         batch = torch.stack([to_normalized_tensor(image) for image, _ in pairs])
         preds = logits_fn(batch).argmax(1).cpu().numpy()

@@ -69,6 +69,8 @@ class JobLock:
             return {}
         try:
             owner = json.loads(text)
+        except RecursionError:  # not a lock this suite wrote
+            return {}
         except ValueError:
             parts = text.split()  # the older 'host pid' format
             return (dict(host=parts[0], pid=int(parts[1]))

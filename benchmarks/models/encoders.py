@@ -79,6 +79,22 @@ def load_encoder_state(encoder: nn.Module, state: Mapping[str, torch.Tensor],
     encoder.load_state_dict(encoder_only(state), strict=False)
 
 
+_TORCH_ADVICE = ('weights_only', 'Weights only load failed', 'trusted source', 'file an issue',
+                 'Check the documentation', 'WeightsUnpickler error:')
+
+
+def describe_load_error(err: BaseException) -> str:
+    """One line saying why ``torch.load(..., weights_only=True)`` failed, without torch's
+    advice to load with ``weights_only=False`` (which would run the file's code)."""
+    text = str(err)
+    lines = [' '.join(line.split()) for line in text.splitlines()]
+    detail = [line for line in lines if line and not any(a in line for a in _TORCH_ADVICE)]
+    if 'Weights only load failed' in text:
+        return ('refused by the weights-only loader: '
+                + (detail[0] if detail else 'content other than tensors and containers'))[:200]
+    return f'{type(err).__name__}: {(detail[0] if detail else "")[:200]}'.rstrip(': ')
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint file and return its (possibly nested) state dict."""
     try:
@@ -86,9 +102,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise
     except Exception as err:  # noqa: BLE001 - truncated, random or refused content
-        reason = (str(err).strip().splitlines() or [''])[0][:200]
-        raise UnreadableFileError(f'{path}: unreadable weight file ({type(err).__name__}: '
-                                  f'{reason})') from None
+        raise UnreadableFileError(f'{path}: unreadable weight file '
+                                  f'({describe_load_error(err)})') from None
     for key in ('state_dict', 'model', 'encoder'):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]

@@ -1,6 +1,7 @@
 """U-Net++ (segmentation-models-pytorch) with a plugin's encoder, as an mmengine model."""
 from __future__ import annotations
 
+import contextlib
 from typing import Mapping, Optional, Sequence
 
 import segmentation_models_pytorch as smp
@@ -38,6 +39,9 @@ class UNetPlusPlusSegmenter(BaseModel):
     # Inference-time wrapper of :meth:`logits` (test-time augmentation, input downscaling;
     # benchmarks/tta.py); None: the plain network. Training ('loss') never uses it.
     test_time = None
+    # Forward passes outside training ('tensor', 'predict') run under autocast to this dtype
+    # (:func:`set_inference_precision`; training's autocast is the optimiser wrapper's).
+    inference_dtype: Optional[torch.dtype] = None
 
     def logits(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.net(inputs.contiguous(memory_format=self.memory_format))
@@ -46,7 +50,9 @@ class UNetPlusPlusSegmenter(BaseModel):
                 mode: str = 'tensor'):
         if mode == 'loss':
             return dict(loss=self.loss_fn(self.logits(inputs), data_samples['gt']))
-        logits = (self.test_time or self.logits)(inputs)
+        with (torch.autocast(inputs.device.type, dtype=self.inference_dtype)
+              if self.inference_dtype is not None else contextlib.nullcontext()):
+            logits = (self.test_time or self.logits)(inputs)
         if mode == 'tensor':
             return logits
         if mode == 'predict':
@@ -54,3 +60,11 @@ class UNetPlusPlusSegmenter(BaseModel):
             return [dict(pred_sem_seg=dict(data=p[None]), gt_sem_seg=dict(data=g[None]))
                     for p, g in zip(preds, data_samples['gt'])]
         raise ValueError(f'unknown mode {mode!r}')
+
+
+AUTOCAST_DTYPES = dict(fp32=None, bf16=torch.bfloat16, fp16=torch.float16)
+
+
+def set_inference_precision(model: UNetPlusPlusSegmenter, precision: str) -> None:
+    """Evaluate ``model`` at a resolved ``precision`` ('fp32', 'bf16' or 'fp16')."""
+    model.inference_dtype = AUTOCAST_DTYPES[precision]

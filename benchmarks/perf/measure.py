@@ -237,7 +237,8 @@ class Workloads:
                         finetune=stages.finetune_optim_wrapper(self.ft),
                         pretrain=stages.pretrain_optim_wrapper(self.method, self.ssl_batch,
                                                                self.ssl)),
-                    suite_precision=dict(finetune=resolve_precision(self.ft.get('precision')),
+                    suite_precision=dict(finetune=resolve_precision(self.ft.get('precision'),
+                                                                    stage='finetune'),
                                          pretrain=resolve_precision(self.ssl.get('precision'))),
                     reference_loops=dict(precision='fp32', memory_format='contiguous',
                                          optimizer="torch's default implementation"))
@@ -350,7 +351,8 @@ class Workloads:
         return next(iter(loader))
 
     def precision(self, which: str) -> str:
-        return resolve_precision((self.ft if which == 'finetune' else self.ssl).get('precision'))
+        return resolve_precision((self.ft if which == 'finetune' else self.ssl).get('precision'),
+                                 stage=which)
 
     def compute_efficiency(self, which: str, steps_per_s: float, peaks: dict) -> dict:
         """The stage's model FLOPs per step x its steps/s over this machine's matmul peak."""

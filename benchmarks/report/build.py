@@ -1,7 +1,7 @@
 """Regenerates every table and figure of a work dir from its records (no training)."""
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -12,6 +12,7 @@ from matssl_bench.report.figures import (figure_formats, miou_intervals, predict
 from matssl_bench.report.variant_tables import variant_run, write_variant_tables
 from matssl_bench.engine.records import RecordStore
 from matssl_bench.fileio.atomic import write_json_atomic
+from matssl_bench.fileio.bounded_json import JsonProblem, read_json
 from matssl_bench.report.tables import DEFAULT_BASELINE, finetune_table, per_class_table, quoted_table, write_table
 
 SUITE_META = 'suite.json'
@@ -23,6 +24,27 @@ def save_suite_meta(work_dir: Path, suite) -> None:
         name=suite.suite_name, protocol=suite.protocol, quoted=list(suite.get('quoted', [])),
         notes=suite.get('notes', ''), description=suite.get('description', ''),
         baseline=suite.get('baseline', DEFAULT_BASELINE)))
+
+
+# What the tables read from suite.json; quoted rows are dicts naming their table.
+SUITE_META_SCHEMA = {'type': 'object', 'properties': {
+    'name': {'type': 'string'}, 'notes': {'type': 'string'}, 'baseline': {'type': 'string'},
+    'quoted': {'type': 'array', 'items': {'type': 'object', 'required': ['table'],
+                                          'properties': {'table': {'type': 'string'}}}}}}
+
+
+def read_suite_meta(path: Path) -> dict:
+    """suite.json beside the records; a bad one is named in one line and the tables go on
+    without its quoted values and notes."""
+    empty = dict(quoted=[], notes='')
+    if not path.exists():
+        return empty
+    try:
+        return {**empty, **read_json(path, SUITE_META_SCHEMA)}
+    except (JsonProblem, OSError) as err:
+        print(f'warning: {path}: unusable suite metadata ({err}); tables without quoted '
+              'values and notes', file=sys.stderr)
+        return empty
 
 
 def make_report(work_dir: Path, out_dir: Optional[Path] = None,
@@ -38,7 +60,7 @@ def _make_report(work_dir: Path, out_dir: Optional[Path] = None) -> dict[str, li
     work_dir = Path(work_dir)
     out_dir = Path(out_dir or work_dir / 'tables')
     meta_path = work_dir / SUITE_META
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else dict(quoted=[], notes='')
+    meta = read_suite_meta(meta_path)
     store = RecordStore(work_dir)
     records = store.all('finetune')
     # variant runs (label subsets, frozen encoders, tricks) have tables of their own

@@ -42,11 +42,15 @@ def _fmt(value) -> str:
 def _precision(rec: dict, pretrain_precision: dict) -> str:
     """'SSL bf16, FT fp32'-style: the precisions a finished result's stages ran with
     (records from before the precision option ran in fp32; '?' where the pretraining
-    record is not among the records given)."""
+    record is not among the records given), then the fine-tuning's process count when
+    above 1 and 'non-deterministic' when the suite turned ``deterministic`` off."""
     finetune = f"FT {rec.get('precision', 'fp32')}"
+    # how it ran, where it differs from one deterministic process (records before: so)
+    extra = ''.join([f", {rec['world_size']} processes" if rec.get('world_size', 1) > 1 else '',
+                     ', non-deterministic' if rec.get('deterministic') is False else ''])
     if rec.get('depends_on') is None:
-        return finetune
-    return f"SSL {pretrain_precision.get(rec['depends_on'], '?')}, {finetune}"
+        return finetune + extra
+    return f"SSL {pretrain_precision.get(rec['depends_on'], '?')}, {finetune}{extra}"
 
 
 def _group(records: Iterable[dict]) -> list[dict]:

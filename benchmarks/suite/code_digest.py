@@ -15,6 +15,7 @@ is hashed by its bytes (importing it would have failed anyway).
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import inspect
 import sys
@@ -87,3 +88,47 @@ def method_code_digest(cls: type) -> str:
         digest.update(path.name.encode())
         digest.update(normalised_source(path.read_bytes()))
     return digest.hexdigest()[:16]
+
+
+_CORE = Path(__file__).resolve().parent.parent
+# Core modules whose code computes a record's numbers; the rest only plans (its output is
+# the key itself), reports, measures or parses options.
+PIPELINE_PARTS = ('data', 'models', 'evaluation', 'engine/runner.py', 'engine/stages.py',
+                  'engine/hooks.py', 'engine/transfer.py', 'suite/precision.py',
+                  'suite/variants.py', 'method_api.py', 'data_api.py')
+
+
+@functools.lru_cache(maxsize=1)
+def _core_files() -> tuple:
+    files = []
+    for part in PIPELINE_PARTS:
+        path = _CORE / part
+        files += sorted(path.rglob('*.py')) if path.is_dir() else [path]
+    return tuple(files)
+
+
+def pipeline_code_digest(reader_types) -> str:
+    """sha256 (16 hex digits) over the pipeline's modules (:data:`PIPELINE_PARTS`) and the
+    source files of the data-set readers named by ``reader_types`` (registered type names):
+    editing the training loop, the metrics or a reader reruns the jobs they computed."""
+    from matssl_bench.registry import MICROGRAPH_SETS
+
+    files = set(_core_files())
+    for name in sorted(set(reader_types)):
+        cls = MICROGRAPH_SETS.get(name)
+        if cls is not None:
+            files.update(method_source_files(cls))
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        stat = path.stat()
+        digest.update(str(path.relative_to(_CORE) if path.is_relative_to(_CORE) else path.name)
+                      .encode())
+        digest.update(_file_sha256(path, stat.st_mtime_ns, stat.st_size).encode())
+    return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_sha256(path: Path, mtime_ns: int, size: int) -> str:
+    """sha256 of a file's normalised source (comments and docstrings left out), read again
+    only when its mtime or size changes (a plan of hundreds of jobs hashes each file once)."""
+    return hashlib.sha256(normalised_source(path.read_bytes())).hexdigest()

@@ -15,7 +15,7 @@ from typing import Iterable, Optional
 
 from mmengine.config import Config
 
-from matssl_bench.suite.code_digest import method_code_digest
+from matssl_bench.suite.code_digest import method_code_digest, pipeline_code_digest
 from matssl_bench.data.sources import manifest_hashes, pool_label, protected_splits, source_label
 from matssl_bench.errors import ConfigError
 from matssl_bench.method_api import PretrainingMethod
@@ -24,6 +24,7 @@ from matssl_bench.suite.precision import check_precision
 from matssl_bench.suite.variants import check_finetune_settings, label_draws
 from matssl_bench.suite.cost import estimated_cost
 from matssl_bench.suite.job_key import config_key
+from matssl_bench.suite.runtime import Runtime, current_runtime
 from matssl_bench.registry import METHODS
 from matssl_bench.suite.schema import (apply_defaults, resolve_method_names, unregistered_method_error,
                            validate_suite)
@@ -43,9 +44,12 @@ class Job:
     depends_on: Optional[str] = None
     row: dict = field(default_factory=dict)
     est_cost: float = 0.0
+    # the key without the runtime facts (threads, device, world size, versions): names the
+    # same job on a machine that plans it, e.g. a Slurm login node, and the node that runs it
+    plan_id: str = ''
 
     def summary(self) -> dict:
-        return dict(stage=self.stage, key=self.key, method=self.method,
+        return dict(stage=self.stage, key=self.key, plan_id=self.plan_id, method=self.method,
                     pretrain_set=self.pretrain_set, dataset=self.dataset, seed=self.seed,
                     depends_on=self.depends_on, est_cost=round(self.est_cost, 3),
                     overrides=list(self.row.get('overrides', [])))
@@ -205,19 +209,40 @@ def pretraining_seed(suite: Config, seeds: list[int], seed: int) -> int:
     return list(shared)[seeds.index(seed) % len(shared)]
 
 
+def plan_identity(spec: dict, parent_id: Optional[str] = None) -> str:
+    """A job's key without the runtime facts of the planning process (its own and, through
+    ``pretrain_key``, its encoder's): equal wherever the suite and options are equal."""
+    return config_key(dict({k: v for k, v in spec.items() if k not in ('runtime', 'pretrain_key')},
+                           pretrain=parent_id))
+
+
+def deterministic_flag(suite: Config, scale: dict) -> bool:
+    """mmengine's deterministic switch of a stage: its scale's, else the suite's, else on."""
+    return bool(scale.get('deterministic', suite.get('deterministic', True)))
+
+
+def _effective_scale(scale: dict, runtime: Runtime) -> dict:
+    """A stage's scale as it runs: ``--threads`` also sets the data-loader workers, whose
+    count decides which worker draws which random augmentation."""
+    return scale if runtime.loader_workers is None else dict(scale, num_workers=runtime.loader_workers)
+
+
 def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datasets=None,
-           rows=None, pretrain_sets=None) -> list[Job]:
+           rows=None, pretrain_sets=None, runtime: Optional[Runtime] = None) -> list[Job]:
     """Jobs of ``suite`` in execution order (each pretraining job before its first user).
 
     ``methods``/``datasets`` are glob patterns on method names and fine-tuning
     set names, ``pretrain_sets`` on pretraining sets or their sources (:func:`select_pools`);
     ``rows`` are indices into the expanded row list. Pools leave out the test images of
-    the selected fine-tuning sets (all, without ``datasets``).
+    the selected fine-tuning sets (all, without ``datasets``). ``runtime`` (default: this
+    process's) holds the threads, world size, device and library versions that enter
+    every job key (``benchmarks/suite/runtime.py``).
     """
+    runtime = runtime or current_runtime()
     chosen_seeds = seeds  # --seeds: every row runs these
     seeds = list(seeds if seeds is not None else suite.get('seeds', [0]))
     arch = suite.backbone
-    scale = suite.scale
+    scale = dict(suite.scale, pretrain=_effective_scale(suite.scale['pretrain'], runtime))
     check_precision(scale['pretrain'].get('precision'), f'suite {suite.suite_name}: pretraining')
     test_sets = sorted(suite.finetune_sets)
     # leakage control for what runs: the test images of every selected fine-tuning set
@@ -245,9 +270,9 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
         # the code defining the method: editing its plugin reruns its jobs
         code = method_code_digest(type(method))
         finetune_cfg = suite.finetune_sets[row['finetune']]
-        finetune_scale = {**scale['finetune'],
-                          **suite.get('finetune_scale', {}).get(row['finetune'], {}),
-                          **row.get('scale', {})}  # a row's own settings (variants, tricks)
+        finetune_scale = _effective_scale({
+            **scale['finetune'], **suite.get('finetune_scale', {}).get(row['finetune'], {}),
+            **row.get('scale', {})}, runtime)  # a row's own settings (variants, tricks)
         where = f'suite {suite.suite_name}: fine-tuning on {row["finetune"]}'
         check_precision(finetune_scale.get('precision'), where)
         check_finetune_settings(finetune_scale, where)
@@ -281,11 +306,17 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                             duplicate_threshold=suite.get('duplicate_threshold', 0.95),
                             data_manifests=manifest_hashes(list(pool.sources) + excluded_sets),
                             method_code=code, arch=arch, scale=scale['pretrain'],
-                            seed=pretrain_seed, **provenance)
+                            seed=pretrain_seed, **provenance,
+                            pipeline_code=pipeline_code_digest(
+                                [c['type'] for c in [*pool.sources,
+                                                     *excluded_sets]]),
+                            runtime=runtime.key_part(
+                                scale['pretrain'], deterministic_flag(suite, scale['pretrain']),
+                                'pretrain'))
                 pretrain_key = config_key(spec)
                 if pretrain_key not in pretrain_jobs:
                     job = Job('pretrain', pretrain_key, row['method'], pretrain_set, None,
-                              pretrain_seed, spec,
+                              pretrain_seed, spec, plan_id=plan_identity(spec),
                               row=dict(overrides=pool.changes) if pool.changes else {},
                               est_cost=estimated_cost('pretrain', arch, scale['pretrain'],
                                                       list(spec['sources'])))
@@ -294,7 +325,15 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
             spec = dict(method=method.config(), pretrain_key=pretrain_key,
                         finetune_set=row['finetune'], data=finetune_cfg, arch=arch,
                         scale=finetune_scale, protocol=suite.protocol, seed=seed,
-                        data_manifests=manifest_hashes([finetune_cfg]), method_code=code,
+                        data_manifests=manifest_hashes(
+                            [finetune_cfg, *extra.get('transfer_targets', {}).values()]),
+                        method_code=code,
+                        pipeline_code=pipeline_code_digest(
+                            [c['type'] for c in [finetune_cfg,
+                                                 *extra.get('transfer_targets', {}).values()]]),
+                        runtime=runtime.key_part(finetune_scale,
+                                                 deterministic_flag(suite, finetune_scale),
+                                                 'finetune'),
                         **provenance, **extra)
             if labels is not None:
                 spec['labels'] = labels
@@ -302,8 +341,10 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
             if key in finetune_keys:  # two rows made one by a narrowed pool
                 continue
             finetune_keys.add(key)
+            parent_id = pretrain_jobs[pretrain_key].plan_id if pretrain_key else None
             jobs.append(Job('finetune', key, row['method'], pretrain_set,
                             row['finetune'], seed, spec, depends_on=pretrain_key,
+                            plan_id=plan_identity(spec, parent_id),
                             row=dict(row, index=index),
                             est_cost=estimated_cost('finetune', arch, finetune_scale,
                                                     [finetune_cfg])))

@@ -8,8 +8,15 @@ A suite's ``scale`` chooses it per stage with ``precision``:
   bf16 (AVX512-BF16/AMX CPUs, Ampere and later GPUs), slow elsewhere.
 - ``'fp16'``: mmengine's ``AmpOptimWrapper`` (float16 with dynamic loss
   scaling); GPUs only.
-- ``'auto'``: ``'bf16'`` where the device has native bf16, else ``'fp32'``.
+- ``'auto'``: ``'bf16'`` where the device has native bf16, else ``'fp32'``; fine-tuning
+  on a CPU stays ``'fp32'`` (bf16 fine-tuning on CPUs is not accepted yet:
+  results/perf/README.md).
   The precision actually used is recorded with every result.
+
+A stage's evaluation (validation, test, transfer, morphology) runs its forward passes at the
+stage's resolved precision too. :func:`run_settings` gives every resolved value a job's
+result depends on beyond its config (precision, ``deterministic``, world size), for records
+and job keys.
 """
 from __future__ import annotations
 
@@ -49,16 +56,32 @@ def check_precision(requested: Optional[str], where: str = 'scale') -> str:
     return requested
 
 
-def resolve_precision(requested: Optional[str], device_type: Optional[str] = None) -> str:
-    """The precision a stage runs with on ``device_type`` (default: mmengine's device)."""
+def resolve_precision(requested: Optional[str], device_type: Optional[str] = None,
+                      stage: str = 'pretrain') -> str:
+    """The precision ``stage`` ('pretrain' or 'finetune') runs with on ``device_type``
+    (default: mmengine's device)."""
     requested = check_precision(requested)
     device_type = device_type or get_device()
     if requested == 'auto':
+        if stage == 'finetune' and device_type == 'cpu':
+            return 'fp32'
         return 'bf16' if native_bf16(device_type) else 'fp32'
     if requested == 'fp16' and device_type == 'cpu':
         raise ValueError("precision 'fp16' needs a GPU (loss-scaled float16); "
                          "use 'bf16' or 'fp32' on a CPU")
     return requested
+
+
+def run_settings(stage: str, scale: dict, deterministic: bool = True,
+                 world_size: Optional[int] = None, device_type: Optional[str] = None) -> dict:
+    """The resolved settings a ``stage`` job's numbers depend on beyond its config, as
+    records keep them: ``precision`` (resolved on this device), ``deterministic`` (the
+    suite's setting) and ``world_size`` (processes; default: the current run's)."""
+    from mmengine.dist import get_world_size
+
+    return dict(precision=resolve_precision(scale.get('precision'), device_type, stage),
+                deterministic=bool(deterministic),
+                world_size=int(world_size if world_size is not None else get_world_size()))
 
 
 def with_precision(optim_wrapper: dict, precision: str, owner: str = 'the stage') -> dict:

@@ -45,6 +45,8 @@ SUITE_KEYS: dict[str, tuple[Any, str]] = dict(
     morphology=({}, 'fine-tuning set -> class names whose connected regions are counted'),
     cli_overrides=({}, 'set by run_benchmark: the --cfg-options given, shown on the rows they '
                        'change'),
+    deterministic=(True, 'deterministic algorithms (False: cuDNN autotuning, faster on GPUs, '
+                         'results may differ run to run); recorded'),
 )
 
 # Keys of scale['pretrain'] and scale['finetune'] (and of finetune_scale entries).
@@ -55,19 +57,22 @@ _COMMON_SCALE_KEYS: dict[str, tuple[Any, str]] = dict(
     rescale=(None, 'resize every image by this factor first (CPU-sized suites)'),
     num_workers=(0, 'data-loader worker processes'),
     precision=('fp32', "'fp32', 'bf16', 'fp16' or 'auto' (--precision overrides it)"),
+    channels_last=(False, 'channels-last convolutions'),
+    sync_bn=(None, 'SyncBatchNorm under a launcher (default: on with several CUDA processes; '
+                   'fine-tuning without it needs >= 4 patches per process)'),
 )
 PRETRAIN_SCALE_KEYS: dict[str, tuple[Any, str]] = dict(
     _COMMON_SCALE_KEYS,
     crop_size=(None, 'random-resized-crop output of each view (default: patch_size)'),
     overlap=(0.0, 'patch overlap of sources that set none (0.5 = half a patch)'),
-    sync_bn=(None, 'SyncBatchNorm under a launcher (default: on with several CUDA processes)'),
+    views=('workers', "where SSL views are made: 'workers' (CPU, torchvision) or 'device' "
+                      "(the training device, kornia, from uint8 batches)"),
 )
 FINETUNE_SCALE_KEYS: dict[str, tuple[Any, str]] = dict(
     _COMMON_SCALE_KEYS,
     lr=(1e-4, 'Adam learning rate'),
     weight_decay=(1e-5, 'Adam weight decay'),
     decoder_channels=((256, 128, 64, 32, 16), 'U-Net++ decoder widths'),
-    channels_last=(False, 'channels-last convolutions'),
     eval_batch_size=(None, 'batch of validation and test (default: batch_size; test: 8)'),
     val_interval=(1, 'epochs between validations'),
     resize=(None, 'resize every image to resize x resize first (the authors\' EBC input)'),
@@ -147,6 +152,8 @@ def check_scale(where: str, scale: Any, stage: str, partial: bool = False) -> No
     if partial:  # overrides (finetune_scale) need no required key
         declared = {k: (None, d) for k, (_, d) in declared.items()}
     check_keys(where, scale, declared)
+    if scale.get('views') not in (None, 'workers', 'device'):
+        raise ConfigError(f"{where}.views: expected 'workers' or 'device', got {scale['views']!r}")
     for key in POSITIVE_INT_KEYS:
         value = scale.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
@@ -247,6 +254,9 @@ def validate_suite(suite: Mapping, where: Optional[str] = None) -> None:
     if not isinstance(seeds, (list, tuple)) or not all(isinstance(s, int) for s in seeds):
         raise ConfigError(f'{where}: seeds must be a list of integers, got {seeds!r}')
     _check_seed_list(f'{where}: pretrain_seeds', suite.get('pretrain_seeds'))
+    if not isinstance(suite.get('deterministic', True), bool):
+        raise ConfigError(f'{where}: deterministic must be True or False, '
+                          f'got {suite["deterministic"]!r}')
 
     scale = suite['scale']
     if not isinstance(scale, Mapping):
@@ -271,8 +281,13 @@ def validate_suite(suite: Mapping, where: Optional[str] = None) -> None:
             raise unknown_key_error(f'{where}: finetune_scale', name, finetune_sets)
         check_scale(f'{where}: finetune_scale.{name}', overrides, 'finetune', partial=True)
 
-    for name in suite.get('method_cfg', {}):
-        resolve_method_names(name, f'{where}: method_cfg')
+    method_cfg = suite.get('method_cfg', {})
+    if not isinstance(method_cfg, Mapping):
+        raise ConfigError(f'{where}: method_cfg must be {{method: {{setting: value}}}}, '
+                          f'got {method_cfg!r}')
+    for name, settings in method_cfg.items():
+        for method in resolve_method_names(name, f'{where}: method_cfg'):
+            check_method_settings(f'{where}: method_cfg.{name}', method, settings)
     if not isinstance(suite['rows'], (list, tuple)) or not suite['rows']:
         raise ConfigError(f'{where}: rows must be a non-empty list of dict(finetune=, method=, ...)')
     from matssl_bench.registry import METHODS
@@ -294,6 +309,40 @@ def validate_suite(suite: Mapping, where: Optional[str] = None) -> None:
                                   f'{did_you_mean(pretrain, pretrain_sets)} (pretrain_sets: '
                                   f'{", ".join(pretrain_sets) or "none"}); methods with an SSL '
                                   'stage need one')
+
+
+def check_method_settings(where: str, method: str, settings: Any) -> None:
+    """A method's ``method_cfg`` entry against the settings its plugin declares
+    (``PretrainingMethod.declared_settings``); SimCLR view options under ``augmentation``
+    against the view transform's arguments."""
+    from matssl_bench.data.ssl_views import simclr_view_transform
+    from matssl_bench.method_api import SSLMethod
+    from matssl_bench.registry import METHODS
+
+    if not isinstance(settings, Mapping):
+        raise ConfigError(f'{where}: expected a dict of settings, got {settings!r}')
+    cls = METHODS.get(method)
+    declared = cls.declared_settings()
+    if declared is not None:
+        for key in settings:
+            if key not in declared:
+                raise ConfigError(f'{where}: {method} has no setting {key!r}'
+                                  f'{did_you_mean(key, declared)} (settings: '
+                                  f'{", ".join(sorted(declared))}; a plugin taking free-form '
+                                  'settings sets free_form_settings = True)')
+    augmentation = settings.get('augmentation')
+    # the shared SimCLR views (SSLMethod.view_transform) take these options; a plugin with its
+    # own view transform checks its own
+    if augmentation is not None and getattr(cls, 'view_transform', None) is SSLMethod.view_transform:
+        if not isinstance(augmentation, Mapping):
+            raise ConfigError(f'{where}.augmentation: expected a dict of view options, '
+                              f'got {augmentation!r}')
+        options = set(list(inspect.signature(simclr_view_transform).parameters)[1:])
+        for key in augmentation:
+            if key not in options:
+                raise ConfigError(f'{where}.augmentation: no view option {key!r}'
+                                  f'{did_you_mean(key, options)} (options: '
+                                  f'{", ".join(sorted(options))})')
 
 
 def _check_choice(where: str, value: Any, choices: Iterable[str]) -> None:

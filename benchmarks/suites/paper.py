@@ -76,9 +76,11 @@ quoted = [
 ]
 notes = ('The paper\'s Table 3 gives EBC-3 one training image; the public benchmark has 15, '
          'which this suite uses.')
+# GPU settings (docs/gpu.md): bf16 autocast where the GPU has it natively ('auto'; records
+# say what ran), channels-last, SSL views made on the GPU from uint8 batches.
 scale = dict(
     pretrain=dict(epochs=50, batch_size=128, patch_size=256, crop_size=224, overlap=0.0,
-                  num_workers=8),
+                  num_workers=8, precision='auto', channels_last=True, views='device'),
     finetune=dict(epochs=200, batch_size=128, patch_size=256, lr=1e-4, weight_decay=1e-5,
-                  eval_batch_size=32, channels_last=True, num_workers=8),
+                  eval_batch_size=32, channels_last=True, num_workers=8, precision='auto'),
 )
