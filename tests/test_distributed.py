@@ -33,6 +33,7 @@ def test_torchrun_two_processes(tmp_path):
     assert '2 processes' in (work / 'tables' / 'table4.csv').read_text()
 
 
+@pytest.mark.slow
 def test_evaluation_is_sharded_and_equals_one_process(tmp_path):
     """Test, patch-grid and morphology scoring split over two processes: each scores its
     share, and the gathered per-image areas equal one process scoring all."""

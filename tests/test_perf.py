@@ -104,6 +104,7 @@ def test_precision_step_times_are_side_by_side(tmp_path):
     assert isinstance(result['native_bf16'], bool)
 
 
+@pytest.mark.slow
 def test_ssl_input_headroom_is_measured_for_both_view_places(tmp_path):
     from matssl_bench.perf import ssl_input
 
