@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORK_DIR ?= work_dirs/smoke
 
-.PHONY: setup benchmark test clean
+.PHONY: setup benchmark test test-fast clean
 
 setup: $(STAMP)
 
@@ -18,8 +18,13 @@ $(STAMP): requirements.txt setup.cfg pyproject.toml
 benchmark: setup
 	$(PY) tools/run_benchmark.py --suite smoke --work-dir $(WORK_DIR)
 
+# every test (CI runs this); test-fast leaves out the `slow` ones (training runs, fresh
+# interpreters, torchrun) for everyday work
 test: setup
 	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
 
 clean:
 	rm -rf work_dirs .pytest_cache

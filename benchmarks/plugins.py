@@ -10,14 +10,40 @@ from typing import Iterable
 
 
 def import_package_modules(package: str, path: Iterable[str]) -> list[str]:
-    """Import every public module of a package so that its registrations run."""
+    """Import every public module of a package so that its registrations run.
+
+    A file that disappears between the listing and its import (an editor's or another
+    run's temporary plugin) is skipped; a module that fails to import is a
+    :class:`ConfigError` of one line naming its file.
+    """
+    from matssl_bench.errors import ConfigError
+
     names = []
     for info in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
         if info.name.startswith('_'):
             continue
-        importlib.import_module(f'{package}.{info.name}')
+        source = _module_file(info)
+        try:
+            importlib.import_module(f'{package}.{info.name}')
+        except (ModuleNotFoundError, FileNotFoundError) as err:
+            gone = not source.exists()
+            if gone and getattr(err, 'name', None) in (None, f'{package}.{info.name}'):
+                continue  # listed, then removed before its import: not a plugin any more
+            raise ConfigError(_import_failure(source, err)) from err
+        except Exception as err:  # noqa: BLE001 - any failure of a plugin file is one line
+            raise ConfigError(_import_failure(source, err)) from err
         names.append(info.name)
     return names
+
+
+def _module_file(info: pkgutil.ModuleInfo) -> Path:
+    folder = Path(getattr(info.module_finder, 'path', '.'))
+    return folder / info.name / '__init__.py' if info.ispkg else folder / f'{info.name}.py'
+
+
+def _import_failure(source: Path, err: BaseException) -> str:
+    return (f'{source}: cannot import this plugin ({type(err).__name__}: '
+            f'{" ".join(str(err).split())}); fix or remove the file')
 
 
 def _loaded_from(name: str, path: Path) -> bool:

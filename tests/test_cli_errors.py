@@ -1,12 +1,13 @@
 """Every configuration mistake: exit status 2, one `error:` line naming the key or file, no traceback."""
 import pytest
 
-from conftest import TINY_SUITE, run_cli
+from conftest import SMOKE_SUITE, run_cli
 from matssl_bench.commands.run_benchmark import main
 
 
 def suite_file(tmp_path, old=None, new=None):
-    text = TINY_SUITE.format(methods='*', epochs=1)
+    """A user's own suite file: the text of suites/smoke.py, with ``old`` replaced."""
+    text = SMOKE_SUITE.read_text()
     if old is not None:
         assert old in text
         text = text.replace(old, new)
@@ -39,12 +40,12 @@ SUITE_MISTAKES = [
     # (text replaced in the tiny suite, by, what the error line must name)
     ('finetune=dict(epochs=', 'finetune=dict(epoch=',
      ["scale.finetune", "unknown key 'epoch'", "did you mean 'epochs'?"]),
-    ('pretrain=dict(epochs=1, ', 'pretrain=dict(',
+    ('pretrain=dict(epochs=2, ', 'pretrain=dict(',
      ['scale.pretrain', "missing required key 'epochs'"]),
     ("seeds = [0]", "seed = [0]", ["unknown key 'seed'", "did you mean 'seeds'?"]),
-    ("type='SyntheticMicrographs', size=64, train=4", "type='SyntheticMicrographs', sise=64, train=4",
+    ("type='SyntheticMicrographs', train=12", "type='SyntheticMicrographs', sise=64, train=12",
      ['finetune_sets.synthetic', "no option 'sise'", "did you mean 'size'?"]),
-    ("type='SyntheticMicrographs', size=64, train=4", "type='Synthetic', size=64, train=4",
+    ("type='SyntheticMicrographs', train=12", "type='Synthetic', train=12",
      ["data-set type 'Synthetic' is not registered", '--plugin']),
     ("method='*'", "method='SwAV'",
      ['rows[0]', "method 'SwAV' is not registered", 'load it with --plugin']),
@@ -147,10 +148,11 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
     assert err.strip().splitlines()[-1].startswith('error: ')
 
 
+@pytest.mark.slow
 def test_in_a_fresh_process(tmp_path):
     """What a user sees: exit status 2 and one line, no traceback."""
     path = suite_file(tmp_path, "method='*'", "method='SwAV'")
-    result = run_cli('--suite', str(path), '--dry-run', timeout=300)
+    result = run_cli('--suite', str(path), '--dry-run', timeout=300, fresh_process=True)
     assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith('error: ')
     assert "'SwAV' is not registered" in result.stderr and result.stdout == ''

@@ -4,9 +4,13 @@ import json
 import os
 import shutil
 
+import pytest
+
 from conftest import REPO, run_cli
 
 from _data_fakes import grey_folder
+
+pytestmark = pytest.mark.slow  # trains suites or starts processes
 
 # The template's scale is for a GPU; these documented overrides make it a seconds-long run.
 TINY = ['backbone=resnet18', 'ssl_init=random',

@@ -112,7 +112,7 @@ def test_methods_cpu_dry_run_plans_every_method_with_its_own_ssl_runs(shared_dat
                    '--work-dir', str(tmp_path / 'w')])
     out = capsys.readouterr().out
     assert status == 0
-    entries = json.loads(out)
+    entries = json.loads(out)['jobs']
     ssl = {'MatSSL', 'MoCoV2', 'DenseCL', *COMPARISON}
     pretraining = [e for e in entries if e['stage'] == 'pretrain']
     finetuning = [e for e in entries if e['stage'] == 'finetune']

@@ -2,13 +2,10 @@
 work counted; entries the table lacks say 'not measured'; the dry-run JSON carries the total."""
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
+from conftest import run_cli
 from matssl_bench.suite.cost import job_work, load_step_times, plan_gpu_hours
 
-REPO = Path(__file__).resolve().parents[1]
 TABLE = {'GPU X': {'resnet50': {
     'pretrain': dict(s_per_sample=0.002, side=224),
     'finetune': dict(s_per_sample=0.004, side=256),
@@ -58,10 +55,8 @@ def test_paper_dry_run_json_carries_gpu_hours_and_their_source(tmp_path):
     table.write_text(json.dumps(dict(devices=TABLE)))
     env = dict(os.environ, MATSSL_DATA=str(tmp_path), MATSSL_STEP_TIMES=str(table),
                MATSSL_COST_DEVICE='GPU X', TORCH_HOME=str(tmp_path / 'torch'))
-    out = subprocess.run([sys.executable, str(REPO / 'tools' / 'run_benchmark.py'), '--suite',
-                          'paper', '--dry-run', '--format', 'json', '--work-dir',
-                          str(tmp_path / 'w')], capture_output=True, text=True, env=env,
-                         timeout=300)
+    out = run_cli('--suite', 'paper', '--dry-run', '--format', 'json', '--work-dir',
+                  str(tmp_path / 'w'), env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     plan = json.loads(out.stdout)
     totals = plan['totals']

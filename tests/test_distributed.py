@@ -4,9 +4,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, write_tiny_suite
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(tmp_path):
     suite = write_tiny_suite(tmp_path, methods='M[ao]*', epochs=1)  # MatSSL and MoCoV2 (batch shuffle)
     work = tmp_path / 'work'
@@ -30,6 +33,7 @@ def test_torchrun_two_processes(tmp_path):
     assert '2 processes' in (work / 'tables' / 'table4.csv').read_text()
 
 
+@pytest.mark.slow
 def test_evaluation_is_sharded_and_equals_one_process(tmp_path):
     """Test, patch-grid and morphology scoring split over two processes: each scores its
     share, and the gathered per-image areas equal one process scoring all."""
@@ -68,6 +72,7 @@ def test_multi_process_fine_tuning_without_sync_bn_needs_a_minimum_batch(monkeyp
     stages.check_rank_batch(stages.MIN_RANK_BATCH, sync_bn=False)
 
 
+@pytest.mark.slow
 def test_two_process_nt_xent_equals_one_process_on_the_global_batch(tmp_path):
     """MatSSL's NT-Xent gathers embeddings from every rank: loss and gradients of a run
     split over two processes equal those of one process on the same global batch."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import run_tool
 from matssl_bench.errors import BenchmarkError, DataError, MissingResourceError
 from matssl_bench.suite.plan import load_suite
 from matssl_bench.data.prepare import output_stem, prepare
@@ -18,7 +18,6 @@ from matssl_bench.registry import MICROGRAPH_SETS
 
 from _data_fakes import labels, save, texture
 
-TOOL = REPO / 'tools' / 'prepare_data.py'
 CLASSES = ['ferrite', 'pearlite']
 
 
@@ -122,8 +121,7 @@ def test_manifest_paths_leaving_the_folder_are_refused(tmp_path, bad_path):
 
 def test_changed_prepared_file_fails_its_size_check_and_verify(tmp_path):
     out = _prepared(tmp_path)
-    check = subprocess.run([sys.executable, str(TOOL), '--verify', str(out)],
-                           capture_output=True, text=True, timeout=120)
+    check = run_tool('prepare_data.py', '--verify', out)
     assert check.returncode == 0 and 'every file matches' in check.stdout, check.stderr
     data = MICROGRAPH_SETS.build(dict(type='Folder', root=str(out), classes=CLASSES))
     target = data.files['train'][0].image
@@ -131,8 +129,7 @@ def test_changed_prepared_file_fails_its_size_check_and_verify(tmp_path):
         f.write(b'tampered')
     with pytest.raises(DataError, match=f'{target.name}: .* bytes, but the manifest records'):
         data.labeled_split('train')
-    check = subprocess.run([sys.executable, str(TOOL), '--verify', str(out)],
-                           capture_output=True, text=True, timeout=120)
+    check = run_tool('prepare_data.py', '--verify', out)
     assert check.returncode == 1
     assert check.stderr.startswith(f'error: {out}: 1 file(s) differ') and target.name in check.stderr
 

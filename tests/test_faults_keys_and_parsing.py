@@ -92,6 +92,7 @@ CANDIDATES = [
 HOW_TO_RUN = ('keep checkpoints', 'vis backend')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('label,first,second', CANDIDATES, ids=[c[0] for c in CANDIDATES])
 def test_results_that_differ_have_different_keys(tmp_path, label, first, second):
     a, b = (_run_tiny(tmp_path / str(i), **kwargs) for i, kwargs in enumerate((first, second)))
@@ -134,7 +135,7 @@ def test_cli_threads_and_world_size_change_the_key(monkeypatch, capsys):
         monkeypatch.setenv('WORLD_SIZE', world)  # as torchrun sets it
         assert main(['--suite', 'smoke', '--methods', 'RandomInit', '--dry-run',
                      '--format', 'json', *args]) == 0
-        keys[label] = [j['key'] for j in json.loads(capsys.readouterr().out)]
+        keys[label] = [j['key'] for j in json.loads(capsys.readouterr().out)['jobs']]
     assert keys['t1'] != keys['t2'] and keys['w1'] != keys['w2']
 
 
@@ -333,6 +334,7 @@ def test_enospc_of_any_atomic_write_names_the_file(tmp_path, monkeypatch):
     assert list(target.parent.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_prepare_race_to_one_out_is_one_line(tmp_path, monkeypatch):
     from _data_fakes import fake_metaldam
     from matssl_bench.data import prepare as prepare_module

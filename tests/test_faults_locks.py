@@ -4,6 +4,7 @@ The contenders are real processes. They load ``benchmarks/fileio/locks.py`` by p
 needs only the standard library and filelock), so 4 of them start in well under a
 second and each replays many simultaneous starts.
 """
+import pytest
 import json
 import os
 import socket
@@ -59,6 +60,7 @@ def _dead_pid() -> int:
     return child.pid
 
 
+@pytest.mark.slow
 def test_simultaneous_contenders_run_each_job_exactly_once(tmp_path):
     work = tmp_path / 'work'
     for sub in ('records', 'locks', 'holding'):
@@ -139,6 +141,7 @@ def test_break_locks_removes_every_lock(tmp_path):
     assert not list(locks.glob('*.lock'))
 
 
+@pytest.mark.slow
 def test_four_real_runners_started_together_run_the_job_once(tmp_path):
     suite = write_tiny_suite(tmp_path, methods='RandomInit', epochs=1)  # one fine-tuning job
     cmd = [sys.executable, str(REPO / 'tools' / 'run_benchmark.py'), '--suite', str(suite),

@@ -3,8 +3,6 @@ import json
 import os
 import pickle
 import re
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO, run_cli, write_tiny_suite
+from conftest import run_cli, run_tool, write_tiny_suite
 from matssl_bench.commands.run_benchmark import main
 from matssl_bench.engine.hooks import RunStateHook, check_resume_checkpoint
 from matssl_bench.suite.plan import expand, load_suite
@@ -22,6 +20,7 @@ def _lines_naming(text: str, path: Path) -> list[str]:
     return [line for line in text.splitlines() if str(path) in line]
 
 
+@pytest.mark.slow
 def test_corrupt_record_resume_checkpoint_and_weight_file_each_cost_one_line(tmp_path):
     suite_path = write_tiny_suite(tmp_path, methods='[RS]*', epochs=1)  # RandomInit, SupervisedImageNet
     suite = load_suite(str(suite_path))
@@ -79,9 +78,7 @@ def test_corrupt_record_resume_checkpoint_and_weight_file_each_cost_one_line(tmp
     # a truncated record: make_tables skips it with one warning line naming it
     truncated = work / 'records' / 'finetune' / 'truncated.json'
     truncated.write_text(bad_record.read_text()[:40])
-    tables = subprocess.run([sys.executable, str(REPO / 'tools' / 'make_tables.py'),
-                             '--work-dir', str(work), '--out', str(tmp_path / 'tables')],
-                            capture_output=True, text=True, timeout=300)
+    tables = run_tool('make_tables.py', '--work-dir', work, '--out', tmp_path / 'tables')
     assert tables.returncode == 0, tables.stderr
     lines = _lines_naming(tables.stderr, truncated)
     assert len(lines) == 1 and 'skipped' in lines[0] and 'Traceback' not in tables.stderr
@@ -167,9 +164,7 @@ def test_make_tables_refuses_a_dangling_out_link(tmp_path):
     (tmp_path / 'work' / 'records').mkdir(parents=True)
     out = tmp_path / 'out'
     out.symlink_to(tmp_path / 'gone')
-    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'make_tables.py'), '--work-dir',
-                             str(tmp_path / 'work'), '--out', str(out)],
-                            capture_output=True, text=True, timeout=300)
+    result = run_tool('make_tables.py', '--work-dir', tmp_path / 'work', '--out', out)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f'error: {out}: --out is a dangling link or not a folder']

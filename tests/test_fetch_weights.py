@@ -1,19 +1,16 @@
 """tools/fetch_weights.py: listing, verification and verified downloads, without network."""
 import hashlib
 import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import run_tool
 from matssl_bench.errors import BenchmarkError
 from matssl_bench.commands.fetch_weights import WeightSource, fetch, suite_weight_sources
 
 
 def _tool(*args, env=None):
-    return subprocess.run([sys.executable, str(REPO / 'tools' / 'fetch_weights.py'), *map(str, args)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    return run_tool('fetch_weights.py', *args, env=env)
 
 
 def test_verify_fails_naming_a_file_whose_content_does_not_match_its_name(tmp_path):

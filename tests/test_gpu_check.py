@@ -2,22 +2,20 @@
 land in the dry run's table and give GPU-hours; a missing GPU is an error in the JSON."""
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
+import pytest
+
+from conftest import REPO, run_tool
 from matssl_bench.suite.cost import job_work, plan_gpu_hours, step_seconds
 
-REPO = Path(__file__).resolve().parents[1]
-TOOL = str(REPO / 'tools' / 'gpu_check.py')
+TOOL = REPO / 'tools' / 'gpu_check.py'
 
 
-def _run(*args, **kwargs):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
-                          env=env, timeout=900, **kwargs)
+def _run(*args):
+    return run_tool(TOOL, *args, env=dict(os.environ, OMP_NUM_THREADS='1'))
 
 
+@pytest.mark.slow
 def test_tiny_cpu_check_times_every_stage_and_records_step_times(tmp_path):
     table = tmp_path / 'step_times.json'
     done = _run('--device', 'cpu', '--tiny', '--steps', '2', '--warmup', '1', '--skip-suite',

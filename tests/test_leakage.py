@@ -1,8 +1,6 @@
 """Leakage across sources: copies of fine-tuning test (and, under clean, val) images leave
 every pretraining pool, whichever reader reaches them; the audit tool lists them."""
 import json
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -13,7 +11,7 @@ from matssl_bench.data.sources import audit_pool, audit_suite, build_audited_poo
 from matssl_bench.suite.plan import load_suite
 
 from _data_fakes import labels, save, texture
-from conftest import REPO
+from conftest import run_tool
 
 H, W = 48, 64
 
@@ -102,9 +100,7 @@ def _suite_file(tmp_path, set_a, set_b, threshold=0.95):
 def test_audit_tool_prints_pools_and_cross_source_groups(tmp_path):
     set_a, set_b = planted_sources(tmp_path)
     suite = _suite_file(tmp_path, set_a, set_b)
-    out = subprocess.run([sys.executable, str(REPO / 'tools' / 'audit_data.py'), '--suite',
-                          str(suite), '--format', 'json'], capture_output=True, text=True,
-                         timeout=300)
+    out = run_tool('audit_data.py', '--suite', suite, '--format', 'json')
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout)
     pool = report['pools']['B']
@@ -116,9 +112,7 @@ def test_audit_tool_prints_pools_and_cross_source_groups(tmp_path):
     assert ['SetA/a2', 'SetB/unlabeled/copy_of_val'] in groups
     assert not any('SetB/unlabeled/twice1' in g for g in groups)  # same source: not listed
 
-    text = subprocess.run([sys.executable, str(REPO / 'tools' / 'audit_data.py'), '--suite',
-                           str(suite), '--protocol', 'clean'], capture_output=True, text=True,
-                          timeout=300)
+    text = run_tool('audit_data.py', '--suite', suite, '--protocol', 'clean')
     assert text.returncode == 0 and 'copy of SetA/a2' in text.stdout
 
 
@@ -147,9 +141,7 @@ def test_tables_say_when_near_copy_exclusion_was_off(tmp_path):
 def test_audit_tool_names_missing_data_and_fails(tmp_path):
     set_a, set_b = planted_sources(tmp_path)
     suite = _suite_file(tmp_path, set_a, dict(set_b, root=str(tmp_path / 'nowhere')))
-    out = subprocess.run([sys.executable, str(REPO / 'tools' / 'audit_data.py'), '--suite',
-                          str(suite), '--format', 'json'], capture_output=True, text=True,
-                         timeout=300)
+    out = run_tool('audit_data.py', '--suite', suite, '--format', 'json')
     assert out.returncode == 1
     pool = json.loads(out.stdout)['pools']['B']
     assert pool['images'] is None and 'nowhere' in pool['error'] and 'missing folder' in pool['error']

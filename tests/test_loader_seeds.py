@@ -2,6 +2,7 @@
 run with workers continues the uninterrupted one, whatever the number of workers."""
 from __future__ import annotations
 
+import pytest
 import torch
 from mmengine.runner import Runner
 
@@ -39,6 +40,7 @@ def test_worker_samples_depend_on_seed_epoch_and_index_only():
     assert not torch.equal(dataset[key]['inputs'], dataset[key._replace(epoch=2)]['inputs'])
 
 
+@pytest.mark.slow
 def test_resume_with_workers_equals_an_uninterrupted_run(tmp_path):
     selection, metric = selection_and_metric(DATA, 'clean')
 

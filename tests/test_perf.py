@@ -3,25 +3,25 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO, run_tool, write_tiny_suite
+
+PERF = REPO / 'benchmarks' / 'perf'
 FIGURES = ('runner_overhead_ratio', 'ssl_step_ratio', 'loader_headroom', 'finetune_peak_rss_mb')
 
 
+@pytest.mark.slow
 def test_perf_tiny(tmp_path):
     out = tmp_path / 'perf.json'
-    subprocess.run(
-        [sys.executable, str(REPO / 'benchmarks' / 'perf' / 'measure.py'), '--out', str(out),
-         '--repeats', '1', '--warmup', '0', '--threads', '1', '--image-size', '64',
-         '--patch', '32', '--train-images', '2', '--val-images', '1', '--ssl-images', '2',
-         '--ft-batch', '4', '--ssl-batch', '8', '--ft-epochs', '2', '--ssl-epochs', '2',
-         '--scaling-small', '--plan-jobs', '40'],
-        check=True, cwd=tmp_path, timeout=900, stdout=subprocess.PIPE)
+    done = run_tool(
+        PERF / 'measure.py', '--out', out,
+        '--repeats', '1', '--warmup', '0', '--threads', '1', '--image-size', '64',
+        '--patch', '32', '--train-images', '2', '--val-images', '1', '--ssl-images', '2',
+        '--ft-batch', '4', '--ssl-batch', '8', '--ft-epochs', '2', '--ssl-epochs', '2',
+        '--scaling-small', '--plan-jobs', '40', cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     values = [result[k] for k in FIGURES]
     for stage in ('finetune', 'pretrain'):
@@ -78,30 +78,24 @@ def test_step_flops_counts_a_linear_layer():
 
 
 
+@pytest.mark.slow
 def test_resume_checkpoint_interval_is_timed_side_by_side_with_equal_results(tmp_path):
-    from conftest import write_tiny_suite
-
     suite = write_tiny_suite(tmp_path, methods='RandomInit', epochs=3)
     out = tmp_path / 'checkpoints.json'
-    done = subprocess.run(
-        [sys.executable, str(REPO / 'benchmarks' / 'perf' / 'resume_interval.py'), '--out', str(out),
-         '--suite', str(suite), '--dataset', 'synthetic', '--every', '3600', '--repeats', '1'],
-        capture_output=True, text=True, timeout=900)
+    done = run_tool(PERF / 'resume_interval.py', '--out', out, '--suite', suite,
+                    '--dataset', 'synthetic', '--every', '3600', '--repeats', '1')
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result['same_results'] and len(result['seconds']['0']) == 1
     assert math.isclose(result['speedup'], result['every_epoch_s'] / result['interval_run_s'])
 
 
+@pytest.mark.slow
 def test_precision_step_times_are_side_by_side(tmp_path):
-    from conftest import write_tiny_suite
-
     suite = write_tiny_suite(tmp_path, methods='RandomInit', epochs=1)
     out = tmp_path / 'precision.json'
-    done = subprocess.run(
-        [sys.executable, str(REPO / 'benchmarks' / 'perf' / 'precision_compare.py'), '--out', str(out),
-         '--suite', str(suite), '--steps', '1', '--repeats', '1'],
-        capture_output=True, text=True, timeout=900)
+    done = run_tool(PERF / 'precision_compare.py', '--out', out, '--suite', suite,
+                    '--steps', '1', '--repeats', '1')
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result['fp32_s_per_step'] > 0 and result['bf16_s_per_step'] > 0
@@ -110,6 +104,7 @@ def test_precision_step_times_are_side_by_side(tmp_path):
     assert isinstance(result['native_bf16'], bool)
 
 
+@pytest.mark.slow
 def test_ssl_input_headroom_is_measured_for_both_view_places(tmp_path):
     from matssl_bench.perf import ssl_input
 

@@ -5,23 +5,23 @@ import os
 import time
 
 import pandas as pd
+import pytest
 import torch
 import torchvision
 
 from conftest import run_cli, write_tiny_suite
+
+pytestmark = pytest.mark.slow  # trains suites or starts processes
 
 
 def _finetune_records(work_dir):
     return [json.loads(p.read_text()) for p in sorted((work_dir / 'records' / 'finetune').glob('*.json'))]
 
 
-def test_tiny_suite_end_to_end_then_cached(tmp_path):
-    suite = write_tiny_suite(tmp_path)
-    work = tmp_path / 'work'
-    start = time.time()
-    first = run_cli('--suite', str(suite), '--work-dir', str(work))
-    first_time = time.time() - start
-    assert first.returncode == 0, first.stderr[-3000:]
+def test_tiny_suite_end_to_end_then_cached(finished_suite, tmp_path):
+    first = finished_suite.first_run  # every method, trained in a fresh process
+    assert '9 jobs: 7 finished, 2 unavailable' in first.stdout, first.stdout[-2000:]
+    work = finished_suite.copy_to(tmp_path)
 
     table = pd.read_csv(work / 'tables' / 'table4.csv')
     assert set(table['method']) == {'MatSSL', 'MoCoV2', 'DenseCL', 'random init',
@@ -44,10 +44,10 @@ def test_tiny_suite_end_to_end_then_cached(tmp_path):
     assert table.loc[table['method'] == 'random init', 'verdict'].item() == 'baseline'
     assert (work / 'tables' / 'table4.md').read_text().count('\n|') >= 6
 
-    records = [r for r in _finetune_records(work) if r['status'] == 'finished']
+    records = [r for r in _finetune_records(work) if r['status'] == 'finished' and r['seed'] == 0]
     assert len(records) == 4
     for rec in records:
-        assert rec['seed'] == 0 and rec['config']['seed'] == 0
+        assert rec['config']['seed'] == 0
         assert rec['versions']['torch'] == torch.__version__
         assert rec['test']['mIoU'] == rec['test']['mIoU']  # not NaN
         assert any(k.startswith('IoU.') for k in rec['test'])
@@ -60,24 +60,21 @@ def test_tiny_suite_end_to_end_then_cached(tmp_path):
     assert len(pretrain) == 3 and len(list((work / 'encoders').glob('*.pth'))) == 3
 
     start = time.time()
-    second = run_cli('--suite', str(suite), '--work-dir', str(work))
+    second = run_cli('--suite', str(finished_suite.suite), '--work-dir', str(work))
     second_time = time.time() - start
     assert second.returncode == 0, second.stderr[-3000:]
-    assert '7 cached' in second.stdout and '2 unavailable' in second.stdout
-    assert second_time < first_time / 2
+    assert '9 jobs: 7 cached, 2 unavailable' in second.stdout  # no phantom rows
+    assert second_time < finished_suite.first_run_seconds / 2
     assert pd.read_csv(work / 'tables' / 'table4.csv').equals(table)
 
 
-def test_identical_runs_give_identical_records(tmp_path):
-    suite = write_tiny_suite(tmp_path, methods='MatSSL', epochs=1)
-    results = []
-    for name in ('a', 'b'):
-        out = run_cli('--suite', str(suite), '--work-dir', str(tmp_path / name))
-        assert out.returncode == 0, out.stderr[-3000:]
-        (record,) = _finetune_records(tmp_path / name)
-        results.append(record)
-    a, b = results
-    assert a['key'] == b['key']
+def test_identical_runs_give_identical_records(finished_suite, tmp_path):
+    """The session's MatSSL run (a fresh process) again in this one: the same record."""
+    suite = write_tiny_suite(tmp_path, methods='MatSSL')  # same settings, same job keys
+    out = run_cli('--suite', str(suite), '--work-dir', str(tmp_path / 'again'))
+    assert out.returncode == 0, out.stderr[-3000:]
+    (b,) = _finetune_records(tmp_path / 'again')
+    (a,) = [r for r in _finetune_records(finished_suite.work_dir) if r['key'] == b['key']]
     assert a['test'] == b['test'] and a['test_last'] == b['test_last']
     assert a['history'] == b['history']
 

@@ -95,6 +95,7 @@ def test_unknown_method_suggests_plugin(tmp_path):
         validate_args(_args(methods=['MatSSL']), suite)
 
 
+@pytest.mark.slow
 def test_docs_byol_plugin_runs_from_the_suite_with_ema_target(tmp_path):
     """docs/methods.md's BYOL example, declared by the suite: EMA target, a table row."""
     import re

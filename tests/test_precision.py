@@ -133,6 +133,7 @@ def test_fused_adam_trains_like_the_default_one():
     assert torch.allclose(results[0], results[1], atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['MatSSL', 'MoCoV2', 'DenseCL'])
 def test_every_ssl_method_pretrains_under_bf16(tmp_path, name):
     from matssl_bench.datasets.synthetic import SyntheticMicrographs
@@ -152,6 +153,7 @@ def test_a_suite_with_an_unknown_precision_is_refused_before_running(tiny_suite)
         expand(suite)
 
 
+@pytest.mark.slow
 def test_cli_precision_changes_the_plan_and_is_recorded_and_tabled(tmp_path, tiny_suite):
     plans = {}
     for choice in (None, 'bf16'):

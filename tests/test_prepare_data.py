@@ -1,7 +1,5 @@
 """tools/prepare_data.py: a prepared copy readers accept, and three bad inputs that leave nothing."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +9,11 @@ from matssl_bench.data.prepare import verify
 from matssl_bench.registry import MICROGRAPH_SETS
 
 from _data_fakes import fake_metaldam, save
-
-TOOL = Path(__file__).resolve().parents[1] / 'tools' / 'prepare_data.py'
+from conftest import run_tool
 
 
 def run(*args):
-    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True,
-                          text=True, timeout=120)
+    return run_tool('prepare_data.py', *args)
 
 
 def no_partial_output(out: Path):

@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import mmengine.registry as mmreg
+import pytest
 import torch
 
 from matssl_bench.registry import DATASETS, HOOKS, METHODS, METRICS, MICROGRAPH_SETS, MODELS
@@ -34,6 +35,7 @@ def test_mmseg_models_import_after_compat():
     assert torch.allclose(out[0, 0], torch.tensor([0.0, 15.0]))
 
 
+@pytest.mark.slow
 def test_import_name_does_not_shadow_hf_datasets(tmp_path):
     # importing the suite must not claim the top-level name `datasets`
     code = 'import sys, matssl_bench.datasets; print("datasets" in sys.modules)'

@@ -1,14 +1,12 @@
 """Tables and figures are rebuilt from records alone."""
 import math
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import run_tool
 from matssl_bench.engine.records import RecordStore
 from matssl_bench.fileio.atomic import write_json_atomic
 from matssl_bench.report.tables import finetune_table
@@ -97,9 +95,7 @@ def test_legacy_records_without_images_say_why_they_have_no_interval():
 
 
 def _make_tables(work_dir, *extra):
-    return subprocess.run([sys.executable, str(REPO / 'tools' / 'make_tables.py'),
-                           '--work-dir', str(work_dir), *extra], capture_output=True, text=True,
-                          timeout=300)
+    return run_tool('make_tables.py', '--work-dir', work_dir, *extra)
 
 
 def test_make_tables_rebuilds_everything_from_records(tmp_path):

@@ -37,6 +37,7 @@ def test_atomic_writes_honour_the_umask(tmp_path):
         assert _mode(tmp_path / f'sub-{mask:o}' / 'x.bin') == expected
 
 
+@pytest.mark.slow
 def test_tiny_run_is_shareable_small_and_logged_to_tensorboard(tmp_path, umask_022):
     suite = write_tiny_suite(tmp_path, methods='MatSSL', epochs=1)
     work = tmp_path / 'work'

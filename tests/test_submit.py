@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_cli
 from matssl_bench.commands import run_benchmark, submit
 from matssl_bench.fileio.locks import JobLock
 
@@ -21,9 +22,10 @@ TINY = ['--suite', 'smoke', '--methods', 'MatSSL', 'RandomInit', '--cfg-options'
 
 
 def _plan(tmp_path, *extra):
-    out = subprocess.run([sys.executable, str(REPO / 'tools' / 'run_benchmark.py'), *TINY,
-                          '--work-dir', str(tmp_path / 'w'), '--dry-run', '--format', 'json',
-                          *extra], check=True, capture_output=True, text=True).stdout
+    done = run_cli(*TINY, '--work-dir', str(tmp_path / 'w'), '--dry-run', '--format', 'json',
+                   *extra)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
     return {(e['stage'], e['method']): e for e in json.loads(out)['jobs']}
 
 

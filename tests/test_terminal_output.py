@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from conftest import run_cli, write_tiny_suite
 from matssl_bench.report.summary import find_columns, split_notes, summarize_table
@@ -12,6 +13,7 @@ from matssl_bench.report.summary import find_columns, split_notes, summarize_tab
 MAX_WIDTH = 120
 
 
+@pytest.mark.slow
 def test_tiny_suite_output_fits_120_columns(tmp_path):
     # MatSSL pretrains, RandomInit is the baseline, MicroNet is unavailable (no weights:
     # a note with a URL and a path); run from the work dir's folder as a user would

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from matssl_bench.engine import stages
 from matssl_bench.data.sources import build_micrograph_set
-from matssl_bench.report.variant_tables import add_verdicts, paired_runs, protocol_run
+from matssl_bench.report.variant_tables import add_verdicts, paired_runs, variant_run
 from matssl_bench.engine.records import RecordStore
 from matssl_bench.engine.runner import selection_and_metric
 from matssl_bench.report.tables import metric_cfg_of
@@ -48,7 +48,7 @@ def rescore(work_dir: Path, overrides: dict, records: Optional[Iterable[dict]] =
     work_dir = Path(work_dir)
     records = [r for r in (records if records is not None
                            else RecordStore(work_dir).all('finetune'))
-               if r.get('status') == 'finished' and not protocol_run(r)]
+               if r.get('status') == 'finished' and not variant_run(r)]
     out = []
     for rec in tqdm(records, desc='rescoring', unit='model'):
         weights = work_dir / rec['weights']

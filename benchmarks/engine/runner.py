@@ -318,7 +318,7 @@ class SuiteRunner:
         previews = self.run_dir(job) / 'test_previews.npz'
         # both scored once, after training: the selected epoch and the last one
         metrics = stages.evaluate(weights, data, 'test', arch, scale, metric_cfg, previews)
-        extra = {}  # protocols beyond Tables 4-5 (benchmarks/suite/variants.py, transfer.py)
+        extra = {}  # variants beyond Tables 4-5 (benchmarks/suite/variants.py, transfer.py)
         if job.spec.get('transfer_targets'):
             extra['transfer'] = evaluate_targets(weights, data, job.spec['transfer_targets'],
                                                  arch, scale, job.spec['protocol'],

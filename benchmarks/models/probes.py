@@ -1,4 +1,4 @@
-"""Frozen-encoder protocols: is the representation better, or only the starting point?
+"""Frozen-encoder variants: is the representation better, or only the starting point?
 
 - ``frozen-decoder``: U-Net++ whose encoder is frozen, batch-norm running statistics
   included (encoder kept in eval mode during training, no gradients); only the decoder

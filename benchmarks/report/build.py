@@ -25,7 +25,7 @@ from matssl_bench.report.figures import (figure_formats, miou_intervals, predict
                                          ranking_figure, validation_curves)
 from matssl_bench.report.tables import (DEFAULT_BASELINE, finetune_tables, pairwise_table,
                                         per_class_table, quoted_table, ranking_table, write_table)
-from matssl_bench.report.variant_tables import protocol_run, write_protocol_tables
+from matssl_bench.report.variant_tables import variant_run, write_variant_tables
 
 SUITE_META = 'suite.json'
 RECORDS_ARCHIVE = 'records.jsonl.gz'
@@ -134,8 +134,8 @@ def _make_report(work_dir: Path, out_dir: Optional[Path], all_records: bool,
     selection = select(everything, plan, all_records)
     pretraining = [r for r in selection.records if r.get('stage') == 'pretrain']
     finetuning = [r for r in selection.records if r.get('stage') == 'finetune']
-    # runs of other protocols (label subsets, frozen encoders, tricks) have tables of their own
-    records = [r for r in finetuning if not protocol_run(r)]
+    # variant runs (label subsets, frozen encoders, tricks) have tables of their own
+    records = [r for r in finetuning if not variant_run(r)]
     tables = sorted({r.get('row', {}).get('table', 'table4') for r in records}) or ['table4']
     primary = [t for t in tables if t in PRIMARY_TABLES]
     baseline = meta.get('baseline', DEFAULT_BASELINE)
@@ -194,7 +194,7 @@ def _make_report(work_dir: Path, out_dir: Optional[Path], all_records: bool,
             f'({stats.N_RESAMPLES} resamples); P(best on a set): share of resamples ranked '
             'first, averaged over sets. Descriptive.') + ranking_figure(ranking, out_dir)
     protocol_records = pretraining + finetuning
-    written.update(write_protocol_tables(protocol_records, out_dir, baseline))
+    written.update(write_variant_tables(protocol_records, out_dir, baseline))
     written['figures'] = (validation_curves(records, out_dir)
                           + miou_intervals(interval_tables, out_dir)
                           + prediction_overlays(records, work_dir, out_dir))

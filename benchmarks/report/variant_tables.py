@@ -1,4 +1,5 @@
-"""Tables and figures of the protocols beyond Tables 4-5, from records only (no training).
+"""Tables and figures of the variants beyond Tables 4-5 (label efficiency, frozen encoder,
+transfer, training tricks, morphology), from records only (no training).
 
 - ``label_efficiency.csv`` (one row per run) + ``label_efficiency_summary.csv`` (mean and
   95 % interval per n) + ``label_efficiency.png`` (mIoU vs n, a band per method);
@@ -168,11 +169,11 @@ def _label(rec: dict) -> str:
 
 
 def _plain(rec: dict) -> bool:
-    """A run of no other protocol (all labels, no trick row)."""
+    """A run of no label-subset or trick variant (all labels, no trick row)."""
     return not rec.get('config', {}).get('labels') and 'trick' not in rec.get('row', {})
 
 
-def protocol_run(rec: dict) -> bool:
+def variant_run(rec: dict) -> bool:
     """A run that is not a Table 4-5 run: a label subset, a frozen encoder or a trick row."""
     return not _plain(rec) or encoder_mode(rec) != 'full'
 
@@ -208,9 +209,9 @@ def label_efficiency_table(records: Iterable[dict]) -> pd.DataFrame:
         rows.append({**_ident(rec), 'dataset': rec['dataset'], 'n_requested': labels['n'],
                      'n_labelled': rec.get('n_labelled', labels['n']), 'draw': labels['draw'],
                      'seed': rec['seed'], 'mIoU': rec['test']['mIoU'],
-                     'evaluation protocol': rec.get('protocol'), 'key': rec['key']})
+                     'protocol': rec.get('protocol'), 'key': rec['key']})
     columns = ['method', 'pretrain set', 'dataset', 'n_requested', 'n_labelled', 'draw', 'seed',
-               'mIoU', 'evaluation protocol', 'key']
+               'mIoU', 'protocol', 'key']
     return pd.DataFrame(rows, columns=columns).sort_values(
         ['dataset', 'method', 'pretrain set', 'n_labelled', 'draw', 'seed'], ignore_index=True)
 
@@ -284,15 +285,15 @@ def frozen_table(records: Iterable[dict]) -> pd.DataFrame:
         if _plain(rec):
             groups[(rec['dataset'], method_of(rec), rec.get('pretrain_set') or '-',
                     encoder_mode(rec), rec.get('protocol'))].append(rec)
-    columns = ['dataset', 'method', 'pretrain set', 'protocol', 'evaluation protocol']
+    columns = ['dataset', 'method', 'pretrain set', 'encoder mode', 'protocol']
     order = {'full': 0, 'frozen-decoder': 1, 'linear-probe': 2}
     rows = sorted(_summary(groups, columns),
                   key=lambda r: (r['dataset'], r['method'], r['pretrain set'],
-                                 order[r['protocol']]))
+                                 order[r['encoder mode']]))
     for row in rows:
         key = tuple(row[c] for c in columns)
         full = {r['seed']: r for r in groups.get(key[:3] + ('full',) + key[4:], [])}
-        if row['protocol'] != 'full' and full:
+        if row['encoder mode'] != 'full' and full:
             mine = {r['seed']: r for r in groups[key]}
             shared = sorted(set(mine) & set(full))
             _merge(row, paired_runs([(mine[s]['test'], full[s]['test']) for s in shared],
@@ -306,7 +307,7 @@ def transfer_runs(records: Iterable[dict]) -> pd.DataFrame:
     """One row per run and target set (the source's own test split included, RDT 0)."""
     rows = []
     for rec in _finished(records):
-        if 'transfer' not in rec or protocol_run(rec):  # full fine-tuning on all labels only
+        if 'transfer' not in rec or variant_run(rec):  # full fine-tuning on all labels only
             continue
         source = rec['test']['mIoU']
         scores = {rec['dataset']: rec['test'], **rec['transfer']}
@@ -444,7 +445,7 @@ def morphology_table(records: Iterable[dict]) -> pd.DataFrame:
         part = [p for p in per_seed if p['key'] == key]
         mean = {k: float(np.nanmean([p[k] for p in part])) if part else float('nan')
                 for k in ('count_true', 'count_pred', 'radius_true', 'radius_pred')}
-        rows.append({**dict(zip(['dataset', 'method', 'pretrain set', 'protocol', 'trick',
+        rows.append({**dict(zip(['dataset', 'method', 'pretrain set', 'encoder mode', 'trick',
                                  'class'], key)), 'seeds': len(part),
                      'regions (truth)': mean['count_true'],
                      'regions (prediction)': mean['count_pred'],
@@ -469,10 +470,10 @@ def _rel(pred: float, true: float) -> float:
 
 
 # -- all of them ---------------------------------------------------------------------------
-def write_protocol_tables(records: Iterable[dict], out_dir: Path,
-                          baseline: str = 'RandomInit') -> dict[str, list[Path]]:
-    """Write the tables (csv, md, tex) and figures of every protocol present in ``records``;
-    methods are compared with ``baseline`` (a registry name) where a protocol pairs them."""
+def write_variant_tables(records: Iterable[dict], out_dir: Path,
+                         baseline: str = 'RandomInit') -> dict[str, list[Path]]:
+    """Write the tables (csv, md, tex) and figures of every variant present in ``records``;
+    methods are compared with ``baseline`` (a registry name) where a variant pairs them."""
     records = list(records)
     out_dir = Path(out_dir)
     written: dict[str, list[Path]] = {}
@@ -489,7 +490,7 @@ def write_protocol_tables(records: Iterable[dict], out_dir: Path,
             + [label_efficiency_figure(summary, out_dir / 'label_efficiency.png')])
     frozen = (frozen_table(records) if any(encoder_mode(r) != 'full' for r in _finished(records))
               else ())
-    if len(frozen) and set(frozen['protocol']) != {'full'}:
+    if len(frozen) and set(frozen['encoder mode']) != {'full'}:
         written['frozen'] = write_table(
             frozen, out_dir, 'frozen',
             'Frozen encoder: full fine-tuning, frozen encoder + decoder, linear probe; delta = '

@@ -272,11 +272,11 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
         finetune_cfg = suite.finetune_sets[row['finetune']]
         finetune_scale = _effective_scale({
             **scale['finetune'], **suite.get('finetune_scale', {}).get(row['finetune'], {}),
-            **row.get('scale', {})}, runtime)  # a row's own settings (protocols, tricks)
+            **row.get('scale', {})}, runtime)  # a row's own settings (variants, tricks)
         where = f'suite {suite.suite_name}: fine-tuning on {row["finetune"]}'
         check_precision(finetune_scale.get('precision'), where)
         check_finetune_settings(finetune_scale, where)
-        # protocol fields enter the spec (the job key) only where a suite sets them
+        # variant fields enter the spec (the job key) only where a suite sets them
         extra = {}
         if row.get('transfer', suite.get('transfer')):
             extra['transfer_targets'] = {name: suite.finetune_sets[name] for name in test_sets

@@ -1,4 +1,4 @@
-"""Settings of the protocols beyond Tables 4-5, checked once when a suite is expanded.
+"""Settings of the variants beyond Tables 4-5, checked once when a suite is expanded.
 
 - label efficiency: fine-tune on ``n`` of the labelled training images, drawn with a seed
   that depends on the fine-tuning set, ``n`` and the draw index only, so every method
@@ -19,7 +19,7 @@ TTA_MODES = ('none', 'flips', 'multiscale', 'flips+multiscale')
 
 
 def check_finetune_settings(scale: dict, where: str) -> None:
-    """Raise ValueError naming the suite entry when a protocol or trick setting is invalid."""
+    """Raise ValueError naming the suite entry when a variant or trick setting is invalid."""
     def bad(key, value, allowed):
         raise ValueError(f'{where}: {key}={value!r} is not one of {", ".join(map(str, allowed))}')
 

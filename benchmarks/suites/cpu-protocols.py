@@ -1,4 +1,5 @@
-# CPU protocols suite: the questions beyond Tables 4-5 on the real MetalDAM and EBC
+# CPU variants suite (its name, cpu-protocols, is kept for existing work dirs and results):
+# the questions beyond Tables 4-5 on the real MetalDAM and EBC
 # micrographs, at the CPU suite's scale (results/cpu-protocols/README.md: measured).
 # - label efficiency on MetalDAM: 1, 2, 4, 8 and all training images, 3 draws per n (the same
 #   draws for every method); smaller subsets train for more epochs, so every n gets a
@@ -6,7 +7,7 @@
 # - transfer: fine-tuned on EBC-1, EBC-2 or EBC-3, tested on all three (RDT matrix);
 # - frozen encoder: full fine-tuning vs a frozen encoder (batch-norm statistics included) with
 #   a trained decoder, on MetalDAM.
-# MatSSL against random init only: a 2-core hour holds one SSL method's protocols.
+# MatSSL against random init only: a 2-core hour holds one SSL method's variants.
 _base_ = './cpu.py'
 description = ('real MetalDAM + EBC at CPU scale: label efficiency, EBC transfer matrix, '
                'frozen encoder; MatSSL vs random init')

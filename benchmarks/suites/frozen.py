@@ -4,7 +4,7 @@
 # multi-scale features (50 epochs: it converges fast and is meant to be cheap).
 # Rough estimate, not a measurement: 3 SSL pretraining jobs (~2-3 GPU-hours each) plus 3 x 5
 # fine-tuning runs per set (frozen runs are ~40 % cheaper: no encoder backward): 10-14 GPU-hours.
-_base_ = './_protocols_common.py'
+_base_ = './_variants_common.py'
 description = ('frozen encoder (GPU): full fine-tuning vs frozen encoder + decoder vs '
                'linear probe, MetalDAM and EBC')
 _methods = ('MatSSL', 'MoCoV2', 'DenseCL', 'SupervisedImageNet', 'RandomInit')

@@ -3,7 +3,7 @@
 # of EBC-1's, 5 seeded draws per n, the same draws for every method.
 # Rough estimate, not a measurement: the 3 SSL pretraining jobs (~2-3 GPU-hours each) plus
 # about 6 full fine-tuning runs' worth of images per set and method: 10-15 GPU-hours.
-_base_ = './_protocols_common.py'
+_base_ = './_variants_common.py'
 description = ('label efficiency (GPU): mIoU vs 1..all labelled MetalDAM / EBC-1 images, '
                '5 shared draws per n')
 _methods = ('MatSSL', 'MoCoV2', 'DenseCL', 'SupervisedImageNet', 'RandomInit')

@@ -6,21 +6,11 @@
 # augmentation (flips and scales 0.75/1/1.25), encoder learning rate x0.1.
 # Rough estimate, not a measurement: 3 SSL pretraining jobs (~2-3 GPU-hours each) plus 7 x 5
 # MetalDAM fine-tuning runs (minutes each; downscaled runs are ~4x cheaper): 9-12 GPU-hours.
-_base_ = './_protocols_common.py'
+_base_ = ['./_variants_common.py', './_training_tricks.py']
 description = ('training tricks (GPU): augmentation, balanced crops, downscaling, TTA, '
                'encoder lr, one at a time then stacked, MetalDAM')
 _methods = ('MatSSL', 'MoCoV2', 'DenseCL', 'SupervisedImageNet', 'RandomInit')
-_tricks = [
-    ('baseline', {}),
-    ('augment strong', dict(augment='strong')),
-    ('balanced crops', dict(balanced_crops=True)),
-    ('downscale 0.5', dict(downscale=0.5)),
-    ('TTA flips+multiscale', dict(tta='flips+multiscale')),
-    ('encoder lr x0.1', dict(encoder_lr_mult=0.1)),
-    ('stacked', dict(augment='strong', balanced_crops=True, downscale=0.5,
-                     tta='flips+multiscale', encoder_lr_mult=0.1)),
-]
 rows = [dict(finetune='MetalDAM', method=m, pretrain='Aachen+UHCS+MetalDAM', trick=name,
-             scale=settings) for m in _methods for name, settings in _tricks]
+             scale=settings) for m in _methods for name, settings in _base_._tricks]
 # carbide-style quantification of MetalDAM's precipitate and defect regions
 morphology = dict(MetalDAM=['precipitate', 'defect'])

@@ -1,14 +1,17 @@
-"""One tiny protocols suite end to end through the CLI: every protocol table from records."""
+"""One tiny variants suite end to end through the CLI: every variant table from records."""
 import json
 import math
 import textwrap
 
 import pandas as pd
+import pytest
 
 from conftest import run_cli
 
-TINY_PROTOCOLS = '''
-description = 'tiny protocols suite'
+pytestmark = pytest.mark.slow  # trains suites or starts processes
+
+TINY_VARIANTS = '''
+description = 'tiny variants suite'
 protocol = 'clean'
 seeds = [0]
 backbone = 'resnet18'
@@ -32,9 +35,9 @@ scale = dict(pretrain={}, finetune=dict(epochs=1, batch_size=8, patch_size=32, l
 '''
 
 
-def test_tiny_protocols_suite_writes_every_protocol_table(tmp_path):
-    suite = tmp_path / 'tiny_protocols.py'
-    suite.write_text(textwrap.dedent(TINY_PROTOCOLS))
+def test_tiny_variants_suite_writes_every_variant_table(tmp_path):
+    suite = tmp_path / 'tiny_variants.py'
+    suite.write_text(textwrap.dedent(TINY_VARIANTS))
     work = tmp_path / 'work'
     out = run_cli('--suite', str(suite), '--work-dir', str(work))
     assert out.returncode == 0, out.stderr[-3000:]
@@ -48,7 +51,8 @@ def test_tiny_protocols_suite_writes_every_protocol_table(tmp_path):
 
     frozen = pd.read_csv(tables / 'frozen.csv')
     a = frozen[frozen['dataset'] == 'A']
-    assert sorted(a['protocol']) == ['frozen-decoder', 'full', 'linear-probe']
+    assert sorted(a['encoder mode']) == ['frozen-decoder', 'full', 'linear-probe']
+    assert set(a['protocol']) == {'clean'}  # published/clean, as everywhere
     assert a['mIoU'].between(0, 100).all()
 
     transfer = pd.read_csv(tables / 'transfer.csv')
@@ -71,10 +75,10 @@ def test_tiny_protocols_suite_writes_every_protocol_table(tmp_path):
     morphology = pd.read_csv(tables / 'per_class_morphology.csv')
     assert set(morphology['class']) == {'pore', 'second phase'}
     assert (morphology['regions (truth)'] > 0).any()
-    by_row = morphology.set_index(['protocol', 'trick', 'class'])
+    by_row = morphology.set_index(['encoder mode', 'trick', 'class'])
     assert (by_row.loc[('full', 'baseline', 'pore')] == by_row.loc[('full', '-', 'pore')]).all()
 
-    table4 = pd.read_csv(tables / 'table4.csv')  # protocol runs stay out of Table 4
+    table4 = pd.read_csv(tables / 'table4.csv')  # variant runs stay out of Table 4
     assert sorted(table4['fine-tune set']) == ['A', 'B']
     records = [json.loads(p.read_text()) for p in (work / 'records' / 'finetune').glob('*.json')]
     stacked = next(r for r in records if r['row'].get('trick') == 'stacked')

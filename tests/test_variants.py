@@ -1,4 +1,4 @@
-"""Protocols beyond Tables 4-5: label-efficiency draws, frozen encoders, transfer (RDT),
+"""Variants beyond Tables 4-5: label-efficiency draws, frozen encoders, transfer (RDT),
 training tricks and morphology, each on tiny synthetic data."""
 import math
 import textwrap
@@ -75,7 +75,7 @@ def _train(tmp_path, scale, encoder_state=None):
 
 @pytest.mark.parametrize('mode, prefix, head', [('frozen-decoder', 'net.encoder.', 'net.decoder.'),
                                                 ('linear-probe', 'encoder.', 'heads.')])
-def test_frozen_protocols_leave_every_encoder_tensor_bit_identical(tmp_path, mode, prefix, head):
+def test_frozen_variants_leave_every_encoder_tensor_bit_identical(tmp_path, mode, prefix, head):
     scale = dict(SCALE, epochs=2, encoder_mode=mode)
     torch.manual_seed(3)
     initial = stages.build_segmenter('resnet18', 4, scale).state_dict()
@@ -165,9 +165,9 @@ def test_tricks_are_off_by_default(grid):
     wrapper = stages.finetune_optim_wrapper(SCALE)
     assert 'paramwise_cfg' not in wrapper
     expanded = expand(_suite())
-    protocol_fields = {'transfer_targets', 'morphology_classes', 'trick', 'labels'}
-    assert all(not protocol_fields & set(j.spec) for j in expanded)  # unchanged job keys
-    assert all(not protocol_fields & set(j.spec['scale']) for j in expanded)
+    variant_fields = {'transfer_targets', 'morphology_classes', 'trick', 'labels'}
+    assert all(not variant_fields & set(j.spec) for j in expanded)  # unchanged job keys
+    assert all(not variant_fields & set(j.spec['scale']) for j in expanded)
 
 
 @pytest.mark.parametrize('level', ['flips', 'flips+rot90', 'photometric', 'strong'])
@@ -303,11 +303,11 @@ def test_synthetic_material_b_shares_the_classes_but_not_the_look():
         SyntheticMicrographs(material='C')
 
 
-def test_list_shows_the_protocol_suites_with_descriptions():
+def test_list_shows_the_variant_suites_with_descriptions():
     from matssl_bench.commands.run_benchmark import list_registered
 
     listing = list_registered()
     for suite in ('labels', 'frozen', 'transfer', 'tricks', 'protocols-smoke'):
         line = next(l for l in listing.splitlines() if l.strip().startswith(suite + ' '))
         assert len(line.split(None, 1)[1]) > 20
-    assert '_protocols_common' not in listing
+    assert '_variants_common' not in listing and '_training_tricks' not in listing

@@ -1,4 +1,4 @@
-"""Paired comparisons in the protocol tables: label efficiency and transfer against the
+"""Paired comparisons in the variant tables: label efficiency and transfer against the
 baseline method, a frozen encoder against full fine-tuning of the same method."""
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_identical_runs_differ_by_zero_and_a_shift_is_resolved():
     assert shift['pairs'] == 4 and 20 < shift['delta'] < 40 and shift['delta_ci95_low'] > 0
 
 
-def test_protocol_tables_pair_methods_draws_and_modes():
+def test_variant_tables_pair_methods_draws_and_modes():
     rng = np.random.default_rng(1)
     records = []
     for seed in range(3):
@@ -64,9 +64,9 @@ def test_protocol_tables_pair_methods_draws_and_modes():
     assert summary[summary['method'] == 'RandomInit']['delta'].isna().all()
 
     frozen = frozen_table(records)
-    row = frozen[frozen['protocol'] == 'frozen-decoder'].iloc[0]
+    row = frozen[frozen['encoder mode'] == 'frozen-decoder'].iloc[0]
     assert row['delta'] < 0 and row['delta_ci95_high'] < 0 and row['verdict'] == 'worse'
-    assert np.isnan(frozen[frozen['protocol'] == 'full']['delta']).all()
+    assert np.isnan(frozen[frozen['encoder mode'] == 'full']['delta']).all()
 
 
 @pytest.mark.parametrize('gap', [0.0, 0.3])

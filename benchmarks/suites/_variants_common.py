@@ -1,7 +1,7 @@
-# Shared by the paper-scale protocol suites (labels, frozen, transfer, tricks): the paper's
+# Shared by the paper-scale variant suites (labels, frozen, transfer, tricks): the paper's
 # data, ResNet-50 encoders and fine-tuning recipe, under the clean protocol (the best epoch
 # chosen on a validation part, the test split touched once). Files starting with '_' are
-# not suites. Every protocol suite keeps all four fine-tuning sets, so its pretraining jobs
+# not suites. Every variant suite keeps all four fine-tuning sets, so its pretraining jobs
 # (which leave out every set's test images) are the same and shared in one work dir. Data: MATSSL_DATA (default ./data), prepared as for --suite paper.
 protocol = 'clean'
 seeds = [0]
