@@ -19,9 +19,13 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+# One intra-op thread in this interpreter and every process it starts: the thread count is
+# part of every job key, so runs in here and in fresh processes share keys (and records).
+os.environ['OMP_NUM_THREADS'] = '1'
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 import matssl_bench  # noqa: F401  (applies the compatibility layer)
 from matssl_bench.plugins import load_builtin_plugins
