@@ -10,7 +10,7 @@ from mmengine.device import get_device
 
 from matssl_bench.errors import UnreadableFileError
 from matssl_bench.evaluation.tta import attach as attach_test_time
-from matssl_bench.models.encoders import describe_load_error
+from matssl_bench.models.encoders import describe_load_error, load_torch_file
 from matssl_bench.models.probes import segmenter_class
 from matssl_bench.models.segmenters import UNetPlusPlusSegmenter, set_inference_precision
 
@@ -35,13 +35,7 @@ def build_segmenter(arch: str, num_classes: int, scale: dict,
 def load_segmenter(weights: Path, arch: str, num_classes: int, scale: dict,
                    precision: str = 'fp32'):
     """(model in eval mode on the current device, checkpoint) of saved fine-tuned weights."""
-    try:
-        checkpoint = torch.load(weights, map_location='cpu', weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as err:  # noqa: BLE001 - truncated, random or refused content
-        raise UnreadableFileError(f'{weights}: unreadable fine-tuned weights '
-                                  f'({describe_load_error(err)})') from None
+    checkpoint = load_torch_file(weights, 'fine-tuned weights')
     model = build_segmenter(arch, num_classes, scale, precision=precision)
     state = checkpoint.get('state_dict') if isinstance(checkpoint, dict) else None
     try:

@@ -95,15 +95,21 @@ def describe_load_error(err: BaseException) -> str:
     return f'{type(err).__name__}: {(detail[0] if detail else "")[:200]}'.rstrip(': ')
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a checkpoint file and return its (possibly nested) state dict."""
+def load_torch_file(path: Path, what: str = 'weight file'):
+    """``torch.load`` of ``path`` with the weights-only loader; truncated, random or refused
+    content is one :class:`UnreadableFileError` naming the file (a missing one raises as is)."""
     try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+        return torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as err:  # noqa: BLE001 - truncated, random or refused content
-        raise UnreadableFileError(f'{path}: unreadable weight file '
+        raise UnreadableFileError(f'{path}: unreadable {what} '
                                   f'({describe_load_error(err)})') from None
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file and return its (possibly nested) state dict."""
+    checkpoint = load_torch_file(path)
     for key in ('state_dict', 'model', 'encoder'):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]
