@@ -4,13 +4,15 @@ Records, manifests and suite metadata are data the suite did not necessarily wri
 (copied work dirs, edited files). Each read here is bounded in size and nesting
 and, given a schema, validated with ``jsonschema`` (a maintained validator) so
 code that reads a field gets the type it expects, never a ``TypeError`` deep in
-a table or a ``RecursionError``.
+a table or a ``RecursionError``. ``fastjsonschema`` (compiled validators, ~30x faster:
+5,000 records are read per report) answers "valid?"; only data it rejects goes to
+``jsonschema``, which has the last word and names the field.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 MAX_JSON_BYTES = 256 * 2**20   # a record with per-image areas of thousands of images: a few MB
 MAX_JSON_DEPTH = 64            # records nest 6 levels; manifests 4
@@ -22,22 +24,42 @@ class JsonProblem(ValueError):
 
 def nesting_depth(data: Any, limit: int) -> int:
     """Nesting depth of parsed JSON, without recursion; stops at ``limit`` + 1."""
+    if not isinstance(data, (dict, list)):
+        return 0
     deepest, stack = 0, [(data, 1)]
-    while stack:
+    while stack:  # only containers are stacked: records hold long lists of numbers
         value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                return deepest
-            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict)
-                                                  else value))
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict)
+                                              else value) if isinstance(v, (dict, list)))
     return deepest
+
+
+_COMPILED: dict[str, Callable[[Any], Any]] = {}
+
+
+def _passes_compiled(data: Any, schema: dict) -> bool:
+    """True when the compiled validator of ``schema`` accepts ``data``."""
+    import fastjsonschema
+
+    key = json.dumps(schema, sort_keys=True)
+    if key not in _COMPILED:
+        _COMPILED[key] = fastjsonschema.compile(schema)
+    try:
+        _COMPILED[key](data)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
 
 
 def schema_problem(data: Any, schema: dict) -> Optional[str]:
     """The first way ``data`` breaks ``schema`` (field path and reason), or None."""
     import jsonschema
 
+    if _passes_compiled(data, schema):
+        return None
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
     if error is None:
         return None

@@ -249,6 +249,14 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
     excluded_names = [n for n in test_sets if _selected(n, datasets)]
     pools = select_pools(suite, pretrain_sets)
     finetune_keys: set[str] = set()
+    digests: dict[tuple, str] = {}  # one pipeline digest per set of reader types per plan
+
+    def pipeline_digest(reader_types) -> str:
+        types = tuple(sorted(set(reader_types)))
+        if types not in digests:
+            digests[types] = pipeline_code_digest(types)
+        return digests[types]
+
     jobs: list[Job] = []
     pretrain_jobs: dict[str, Job] = {}
     for index, row in enumerate(expand_rows(suite)):
@@ -307,7 +315,7 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                             data_manifests=manifest_hashes(list(pool.sources) + excluded_sets),
                             method_code=code, arch=arch, scale=scale['pretrain'],
                             seed=pretrain_seed, **provenance,
-                            pipeline_code=pipeline_code_digest(
+                            pipeline_code=pipeline_digest(
                                 [c['type'] for c in [*pool.sources,
                                                      *excluded_sets]]),
                             runtime=runtime.key_part(
@@ -328,7 +336,7 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                         data_manifests=manifest_hashes(
                             [finetune_cfg, *extra.get('transfer_targets', {}).values()]),
                         method_code=code,
-                        pipeline_code=pipeline_code_digest(
+                        pipeline_code=pipeline_digest(
                             [c['type'] for c in [finetune_cfg,
                                                  *extra.get('transfer_targets', {}).values()]]),
                         runtime=runtime.key_part(finetune_scale,
