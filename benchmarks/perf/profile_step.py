@@ -1,6 +1,6 @@
 """torch.profiler over one SSL step and one U-Net++ fine-tuning step, fp32 vs bf16 autocast.
 
-Run from the repository root: python results/perf/profile_cpu_step.py CASE MODE
+Run from the repository root: python benchmarks/perf/profile_step.py CASE MODE
 (CASE: ssl_r18_32px_b64 | ssl_r50_224px_b8 | ft_unetpp_r18_32px_b32; MODE: fp32 | bf16 | bf16_cl)
 with ``--alternate``: fp32, bf16 and bf16_cl steps alternated, 4 rounds of 2 steps each.
 """
