@@ -77,6 +77,7 @@ def test_a_bad_resume_interval_is_named(tmp_path, monkeypatch):
 def test_pretrain_seeds_share_one_encoder_and_row_seeds_narrow_a_row(monkeypatch, shared_data):
     monkeypatch.setenv('MATSSL_DATA', str(shared_data))
     suite = load_suite('cpu-protocols')
+    suite.pretrain_seeds = [0]
     jobs = expand(suite)
     pretraining = [j for j in jobs if j.stage == 'pretrain']
     assert [j.seed for j in pretraining] == [0]  # pretrain_seeds = [0]

@@ -1,7 +1,7 @@
 # CPU variants suite (its name, cpu-protocols, is kept for existing work dirs and results):
 # the questions beyond Tables 4-5 on the real MetalDAM and EBC
 # micrographs, at the CPU suite's scale (results/cpu-protocols/README.md: measured).
-# - label efficiency on MetalDAM: 1, 2, 4, 8 and all training images, 3 draws per n (the same
+# - label efficiency on MetalDAM: 1, 2, 4, 8 and all training images, 5 draws per n (the same
 #   draws for every method); smaller subsets train for more epochs, so every n gets a
 #   comparable number of steps;
 # - transfer: fine-tuned on EBC-1, EBC-2 or EBC-3, tested on all three (RDT matrix);
@@ -17,7 +17,7 @@ _methods = ('MatSSL', 'RandomInit')
 _label_epochs = {1: 24, 2: 16, 4: 12, 8: 8}
 rows = (
     [dict(table='labels', finetune='MetalDAM', method=m, pretrain='MetalDAM', seeds=[0],
-          label_efficiency=dict(n_labelled=[n], draws=3),
+          label_efficiency=dict(n_labelled=[n], draws=5),
           scale=dict(epochs=epochs, val_interval=epochs // 4))
      for m in _methods for n, epochs in _label_epochs.items()]
     # all labels: the label curve's last point and the frozen table's full fine-tuning
