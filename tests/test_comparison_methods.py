@@ -177,3 +177,16 @@ def test_list_names_each_comparison_method_with_its_source_and_config():
         assert lines[i + 1].strip() == (f'source: mmselfsup 1.0.0 {name}; '
                                         f'reference config: {cls.reference_config}')
         assert (Path(mmselfsup.__file__).parent / '.mim' / cls.reference_config).is_file()
+
+
+def test_methods_cpu_reuses_every_cpu_suite_job_on_its_sets(shared_data, monkeypatch):
+    """methods-cpu differs from the cpu suite only by its rows: the paper methods' jobs on
+    MetalDAM, EBC-1 and EBC-2 have the cpu suite's keys, so its records and encoders serve."""
+    monkeypatch.setenv('MATSSL_DATA', str(shared_data))
+    # both exclude the test images of all four fine-tuning sets from the SSL data (a narrowed
+    # plan, --datasets, excludes fewer: its SSL jobs differ)
+    cpu = {j.key for j in expand(load_suite('cpu')) if j.method != 'MicroNet'
+           and (j.stage == 'pretrain' or j.spec['finetune_set'] != 'EBC-3')}
+    methods = {j.key: j for j in expand(load_suite('methods-cpu'))}
+    assert cpu and cpu <= methods.keys()
+    assert {methods[k].method for k in methods.keys() - cpu} == set(COMPARISON)
