@@ -1,11 +1,12 @@
 """Record checks: the compiled fast path agrees with jsonschema and bad data names its field."""
 import copy
+import json
 
 import jsonschema
 import pytest
 
 from matssl_bench.engine.records import RECORD_SCHEMA, record_problem
-from matssl_bench.fileio.bounded_json import nesting_depth, schema_problem
+from matssl_bench.fileio.bounded_json import JsonProblem, nesting_depth, read_json, schema_problem
 
 GOOD = dict(stage='finetune', key='k1', status='finished', dataset='d', seed=1,
             metric=dict(num_classes=2), history=[{'val/mIoU': 50.0}],
@@ -38,6 +39,17 @@ def test_problem_names_the_field():
 
 
 def test_nesting_depth_counts_containers_only():
-    assert nesting_depth(7, 3) == 0
-    assert nesting_depth({'a': [1, {'b': [2]}]}, 64) == 4
-    assert nesting_depth([[[[[]]]]], 2) == 3  # stops once past the limit
+    assert nesting_depth(b'7', 3) == 0
+    assert nesting_depth(b'{"a": [1, {"b": [2]}]}', 64) == 4
+    assert nesting_depth(b'[[[[[]]]]]', 2) == 3  # stops once past the limit
+    # brackets inside strings, escaped quotes included, are text, not nesting
+    assert nesting_depth(rb'{"name": "a[[[{\"[[", "b": ["]]]"]}', 3) == 2
+
+
+def test_a_deep_file_is_refused_before_parsing(tmp_path):
+    path = tmp_path / 'deep.json'
+    path.write_text('[' * 100_000 + ']' * 100_000)  # json.loads alone would recurse
+    with pytest.raises(JsonProblem, match='nested deeper than 64 levels'):
+        read_json(path)
+    path.write_text(json.dumps({'list': [[1, 2]] * 1000, 'text': '[' * 500}))
+    assert read_json(path)['text'] == '[' * 500

@@ -94,10 +94,12 @@ def test_paper_suite_without_data_or_weights_lists_everything_at_once(tmp_path, 
 
 
 def test_json_plan_is_pure_json_on_stdout(tmp_path):
-    """mmengine logs that it substituted MATSSL_DATA; that line must not reach stdout."""
+    """mmengine logs that it substituted MATSSL_DATA; that line must not reach stdout. A fresh
+    process: in-process, mmengine's logger keeps the stderr of the test that created it."""
     import os
     env = dict(os.environ, MATSSL_DATA=str(tmp_path), TORCH_HOME=str(tmp_path / 'torch'))
-    result = run_cli('--suite', 'paper', '--dry-run', '--format', 'json', env=env, timeout=300)
+    result = run_cli('--suite', 'paper', '--dry-run', '--format', 'json', env=env, timeout=300,
+                     fresh_process=True)
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = json.loads(result.stdout)['jobs']
     assert len(jobs) == 26 and 'MATSSL_DATA' in result.stderr

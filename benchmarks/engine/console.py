@@ -144,6 +144,7 @@ class SuiteProgress:
         self.start = time.monotonic()
         self.enabled = enabled
         self.suite_name = suite_name
+        self.cached_run = self.cached_first = 0  # cached jobs since the last line: one line
         self.bar = None
         if enabled and interactive():
             self.bar = tqdm(total=self.total, desc=f'suite {suite_name}', dynamic_ncols=True,
@@ -169,9 +170,13 @@ class SuiteProgress:
             return
         if not self.enabled:
             return
-        line = f'[{self.done}/{self.count}] {run_name(job)}: {status}'
-        if status != 'cached':
-            line += f' in {_duration(seconds)}'
+        if status == 'cached':
+            if not self.cached_run:
+                self.cached_first = self.done
+            self.cached_run += 1
+            return
+        self._say_cached()
+        line = f'[{self.done}/{self.count}] {run_name(job)}: {status} in {_duration(seconds)}'
         left = self.remaining_s()
         if left is not None and self.done < self.count:
             line += f'; about {_duration(left)} left'
@@ -184,9 +189,19 @@ class SuiteProgress:
         rate = self.work_done / max(time.monotonic() - self.start, 1e-9)
         return max(self.total - self.work_done, 0.0) / rate
 
+    def _say_cached(self) -> None:
+        """One line for the cached jobs since the last line (thousands on a resumed suite)."""
+        if self.cached_run:
+            first, last = self.cached_first, self.cached_first + self.cached_run - 1
+            where = f'{first}' if first == last else f'{first}-{last}'
+            tqdm.write(f'[{where}/{self.count}] {self.cached_run} cached', file=sys.stderr)
+            self.cached_run = 0
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+        elif self.enabled:
+            self._say_cached()
 
 
 def _duration(seconds: float) -> str:

@@ -11,8 +11,11 @@ a table or a ``RecursionError``. ``fastjsonschema`` (compiled validators, ~30x f
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable, Optional
+
+import numpy as np
 
 MAX_JSON_BYTES = 256 * 2**20   # a record with per-image areas of thousands of images: a few MB
 MAX_JSON_DEPTH = 64            # records nest 6 levels; manifests 4
@@ -22,29 +25,33 @@ class JsonProblem(ValueError):
     """Why a JSON file cannot be used, in a few words (the caller names the file)."""
 
 
-def nesting_depth(data: Any, limit: int) -> int:
-    """Nesting depth of parsed JSON, without recursion; stops at ``limit`` + 1."""
-    if not isinstance(data, (dict, list)):
-        return 0
-    deepest, stack = 0, [(data, 1)]
-    while stack:  # only containers are stacked: records hold long lists of numbers
-        value, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict)
-                                              else value) if isinstance(v, (dict, list)))
-    return deepest
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def nesting_depth(raw: bytes, limit: int) -> int:
+    """Nesting depth of a JSON text (its deepest open ``[``/``{`` outside strings), from the
+    raw bytes with numpy, before parsing: 5,000 records are read per plan."""
+    if b'\\' in raw:  # escaped quotes: drop the strings first (slower, rare in records)
+        raw = _STRING.sub(b'""', raw)
+    text = np.frombuffer(raw, np.uint8)
+    outside = (np.cumsum(text == ord('"')) & 1) == 0
+    steps = (((text == ord('[')) | (text == ord('{'))) & outside).astype(np.int32)
+    steps -= ((text == ord(']')) | (text == ord('}'))) & outside
+    return min(int(np.cumsum(steps).max(initial=0)), limit + 1)
 
 
 _COMPILED: dict[str, Callable[[Any], Any]] = {}
+_SCHEMA_TEXT: dict[int, tuple[dict, str]] = {}  # id -> (the schema, kept alive; its text)
 
 
 def _passes_compiled(data: Any, schema: dict) -> bool:
     """True when the compiled validator of ``schema`` accepts ``data``."""
     import fastjsonschema
 
-    key = json.dumps(schema, sort_keys=True)
+    known = _SCHEMA_TEXT.get(id(schema))
+    if known is None or known[0] is not schema:
+        known = _SCHEMA_TEXT[id(schema)] = (schema, json.dumps(schema, sort_keys=True))
+    key = known[1]
     if key not in _COMPILED:
         _COMPILED[key] = fastjsonschema.compile(schema)
     try:
@@ -77,14 +84,14 @@ def read_json(path: Path, schema: Optional[dict] = None, max_bytes: int = MAX_JS
     if size > max_bytes:
         raise JsonProblem(f'{size:,} bytes, more than the {max_bytes:,} allowed')
     raw = path.read_bytes()
+    if nesting_depth(raw, max_depth) > max_depth:
+        raise JsonProblem(f'nested deeper than {max_depth} levels')
     try:
         data = json.loads(raw)
     except RecursionError:
         raise JsonProblem(f'nested deeper than {max_depth} levels') from None
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
         raise JsonProblem(f'not valid JSON ({" ".join(str(err).split())[:120]})') from None
-    if nesting_depth(data, max_depth) > max_depth:
-        raise JsonProblem(f'nested deeper than {max_depth} levels')
     if schema is not None:
         problem = schema_problem(data, schema)
         if problem:

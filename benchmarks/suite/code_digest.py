@@ -85,9 +85,16 @@ def method_code_digest(cls: type) -> str:
     :func:`method_source_files`, read from disk."""
     digest = hashlib.sha256()
     for path in method_source_files(cls):
+        stat = path.stat()
         digest.update(path.name.encode())
-        digest.update(normalised_source(path.read_bytes()))
+        digest.update(_normalised_file(path, stat.st_mtime_ns, stat.st_size))
     return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalised_file(path: Path, mtime_ns: int, size: int) -> bytes:
+    """:func:`normalised_source` of a file, parsed again only when its mtime or size changes."""
+    return normalised_source(path.read_bytes())
 
 
 _CORE = Path(__file__).resolve().parent.parent
@@ -131,4 +138,4 @@ def pipeline_code_digest(reader_types) -> str:
 def _file_sha256(path: Path, mtime_ns: int, size: int) -> str:
     """sha256 of a file's normalised source (comments and docstrings left out), read again
     only when its mtime or size changes (a plan of hundreds of jobs hashes each file once)."""
-    return hashlib.sha256(normalised_source(path.read_bytes())).hexdigest()
+    return hashlib.sha256(_normalised_file(path, mtime_ns, size)).hexdigest()

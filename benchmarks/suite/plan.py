@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
@@ -257,6 +258,16 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
             digests[types] = pipeline_code_digest(types)
         return digests[types]
 
+    manifests: dict[str, dict] = {}  # each data config's manifest is hashed once per plan
+
+    def manifests_of(cfgs: list) -> dict:
+        label = json.dumps(cfgs, sort_keys=True, default=str)
+        if label not in manifests:
+            manifests[label] = manifest_hashes(cfgs)
+        return dict(manifests[label])
+
+    method_codes: dict[type, str] = {}
+
     jobs: list[Job] = []
     pretrain_jobs: dict[str, Job] = {}
     for index, row in enumerate(expand_rows(suite)):
@@ -276,7 +287,9 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
         if overrides:
             row['overrides'] = overrides
         # the code defining the method: editing its plugin reruns its jobs
-        code = method_code_digest(type(method))
+        if type(method) not in method_codes:
+            method_codes[type(method)] = method_code_digest(type(method))
+        code = method_codes[type(method)]
         finetune_cfg = suite.finetune_sets[row['finetune']]
         finetune_scale = _effective_scale({
             **scale['finetune'], **suite.get('finetune_scale', {}).get(row['finetune'], {}),
@@ -312,7 +325,7 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
                             exclude_test_images_of=excluded_sets,
                             exclude_splits=list(protected_splits(suite.protocol)),
                             duplicate_threshold=suite.get('duplicate_threshold', 0.95),
-                            data_manifests=manifest_hashes(list(pool.sources) + excluded_sets),
+                            data_manifests=manifests_of(list(pool.sources) + excluded_sets),
                             method_code=code, arch=arch, scale=scale['pretrain'],
                             seed=pretrain_seed, **provenance,
                             pipeline_code=pipeline_digest(
@@ -333,7 +346,7 @@ def expand(suite: Config, seeds: Optional[list[int]] = None, methods=None, datas
             spec = dict(method=method.config(), pretrain_key=pretrain_key,
                         finetune_set=row['finetune'], data=finetune_cfg, arch=arch,
                         scale=finetune_scale, protocol=suite.protocol, seed=seed,
-                        data_manifests=manifest_hashes(
+                        data_manifests=manifests_of(
                             [finetune_cfg, *extra.get('transfer_targets', {}).values()]),
                         method_code=code,
                         pipeline_code=pipeline_digest(
