@@ -119,10 +119,10 @@ def test_methods_cpu_dry_run_plans_every_method_with_its_own_ssl_runs(shared_dat
     assert {e['method'] for e in pretraining} == ssl
     assert {e['method'] for e in finetuning} == ssl | {'SupervisedImageNet', 'RandomInit'}
     assert {e['dataset'] for e in finetuning} == {'MetalDAM', 'EBC-1', 'EBC-2'}
-    assert len(finetuning) == 10 * 3 * 3 and len(pretraining) == 8 * 3
+    assert len(finetuning) == 10 * 3 * 5 and len(pretraining) == 8 * 5
     for method in ssl:  # one SSL run per fine-tuning seed, shared by the three sets
         runs = {e['seed']: e['key'] for e in pretraining if e['method'] == method}
-        assert sorted(runs) == [0, 1, 2]
+        assert sorted(runs) == [0, 1, 2, 3, 4]
         for e in (e for e in finetuning if e['method'] == method):
             assert e['depends_on'] == runs[e['seed']]
     assert {e['status'] for e in entries if e['method'] != 'SupervisedImageNet'} == {'ready'}

@@ -6,8 +6,8 @@
 # (docs/methods.md, "The methods-cpu suite") is about 3 single-core hours.
 _base_ = './cpu.py'
 description = ('every pretraining method (paper + SimCLR, BYOL, SimSiam, BarlowTwins, MoCoV3) '
-               'on real MetalDAM + EBC-1/2 at CPU scale, 3 seeds, each with its own SSL run')
-# Seeds as in the cpu suite (3, each fine-tuning from its own SSL run), so the paper methods'
+               'on real MetalDAM + EBC-1/2 at CPU scale, 5 seeds, each with its own SSL run')
+# Seeds as in the cpu suite (5, each fine-tuning from its own SSL run), so the paper methods'
 # jobs are the cpu suite's: with its records and encoders in the work dir they are not rerun.
 _methods = ('MatSSL', 'MoCoV2', 'DenseCL', 'SimCLR', 'BYOL', 'SimSiam', 'BarlowTwins',
             'MoCoV3', 'SupervisedImageNet', 'RandomInit')
