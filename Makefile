@@ -19,12 +19,14 @@ benchmark: setup
 	$(PY) tools/run_benchmark.py --suite smoke --work-dir $(WORK_DIR)
 
 # every test (CI runs this); test-fast leaves out the `slow` ones (training runs, fresh
-# interpreters, torchrun) for everyday work
+# interpreters, torchrun) for everyday work. One pytest-xdist worker per core (TEST_WORKERS=0:
+# none); the tests themselves use one thread each.
+TEST_WORKERS ?= auto
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow"
 
 clean:
 	rm -rf work_dirs .pytest_cache

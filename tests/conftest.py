@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import random
@@ -234,11 +235,33 @@ class FinishedSuite:
 
 
 @pytest.fixture(scope='session')
-def finished_suite(tmp_path_factory) -> FinishedSuite:
+def finished_suite(tmp_path_factory, request) -> FinishedSuite:
     """The tiny suite with every method run end to end by tools/run_benchmark.py in a fresh
     interpreter (the suite's one end-to-end process run), plus RandomInit with seed 1 so
-    that paired statistics over seeds have two runs."""
-    folder = tmp_path_factory.mktemp('finished_suite')
+    that paired statistics over seeds have two runs. Under pytest-xdist the first worker
+    that needs it trains it and the others wait for it (a file lock in the run's shared
+    temporary folder), so it is trained once per run either way."""
+    worker = getattr(request.config, 'workerinput', {}).get('workerid')
+    if worker is None:
+        return _train_finished_suite(tmp_path_factory.mktemp('finished_suite'))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # one per run, above every worker's
+    folder, done = shared / 'finished_suite', shared / 'finished_suite.json'
+    with FileLock(str(shared / 'finished_suite.lock')):
+        if not done.is_file():
+            folder.mkdir()
+            trained = _train_finished_suite(folder)
+            done.write_text(json.dumps(dict(
+                returncode=trained.first_run.returncode, stdout=trained.first_run.stdout,
+                stderr=trained.first_run.stderr, seconds=trained.first_run_seconds)))
+    first = json.loads(done.read_text())
+    return FinishedSuite(folder / 'tiny.py', folder / 'work',
+                         subprocess.CompletedProcess([], first['returncode'], first['stdout'],
+                                                     first['stderr']), first['seconds'])
+
+
+def _train_finished_suite(folder: Path) -> FinishedSuite:
     suite = write_tiny_suite(folder)
     work = folder / 'work'
     start = time.time()

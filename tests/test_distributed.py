@@ -16,7 +16,7 @@ def test_torchrun_two_processes(tmp_path):
     cwd = tmp_path / 'cwd'
     cwd.mkdir()
     # torchrun's module: the virtual environment may have no torchrun script
-    out = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', str(REPO / 'tools' / 'run_benchmark.py'),
+    out = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', str(REPO / 'tools' / 'run_benchmark.py'),
                           '--suite', str(suite), '--work-dir', str(work), '--launcher', 'pytorch'],
                          capture_output=True, text=True, timeout=600, cwd=cwd,
                          env={**os.environ, 'OMP_NUM_THREADS': '1'})
@@ -48,7 +48,7 @@ def test_evaluation_is_sharded_and_equals_one_process(tmp_path):
                weights)
     result_file = tmp_path / 'two' / 'result.json'
     result_file.parent.mkdir()
-    out = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+    out = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
                           str(REPO / 'tests' / '_eval_shard_worker.py'), str(weights),
                           str(result_file)], capture_output=True, text=True, timeout=300,
                          env={**os.environ, 'OMP_NUM_THREADS': '1'})
@@ -77,7 +77,7 @@ def test_two_process_nt_xent_equals_one_process_on_the_global_batch(tmp_path):
     """MatSSL's NT-Xent gathers embeddings from every rank: loss and gradients of a run
     split over two processes equal those of one process on the same global batch."""
     out_file = tmp_path / 'result.json'
-    out = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', str(REPO / 'tests' / '_nt_xent_worker.py'),
+    out = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', str(REPO / 'tests' / '_nt_xent_worker.py'),
                           str(out_file)], capture_output=True, text=True, timeout=300,
                          env={**os.environ, 'OMP_NUM_THREADS': '1'})
     assert out.returncode == 0, out.stderr[-3000:]
