@@ -53,3 +53,18 @@ def test_a_deep_file_is_refused_before_parsing(tmp_path):
         read_json(path)
     path.write_text(json.dumps({'list': [[1, 2]] * 1000, 'text': '[' * 500}))
     assert read_json(path)['text'] == '[' * 500
+
+
+@pytest.mark.parametrize('value', [
+    {'a': 'x\\"[[['}, {'a\\"': [[1]], 'b': '\\\\'}, ['\\\\', [['\\"']]], {'k': '\\\\\\"]]'},
+    {'manifests': {json.dumps({'type': 'S', 'size': [32]}): None}, 'n': [[[]]]},
+])
+def test_nesting_depth_of_text_equals_that_of_the_parsed_value(value):
+    def parsed_depth(data):
+        if isinstance(data, dict):
+            return 1 + max(map(parsed_depth, data.values()), default=0)
+        if isinstance(data, list):
+            return 1 + max(map(parsed_depth, data), default=0)
+        return 0
+    raw = json.dumps(value).encode()
+    assert nesting_depth(raw, 64) == parsed_depth(value)

@@ -135,3 +135,15 @@ def test_a_results_folder_rebuilds_its_tables_byte_for_byte(tmp_path, monkeypatc
     with gzip.open(again / RECORDS_ARCHIVE, 'wt') as f:
         f.write('{"stage": "finetune", "status": "finished"}\n')
     assert _make_tables('--work-dir', again) == 2
+
+
+def test_rows_follow_the_plan_where_records_carry_another_suites_row_index():
+    """A job shared by two suites keeps the row index of the suite that ran it first; the
+    table of the other suite still lists its rows in its own plan's order."""
+    rng = np.random.default_rng(0)
+    records = [_record(m, s, q, rng=rng) for s in (0, 1, 2)
+               for m, q in (('RandomInit', 0.6), ('MatSSL', 0.7))]
+    assert list(finetune_table(records)['method']) == ['RandomInit', 'MatSSL']  # row index
+    plan_first = {'MatSSL': 0, 'RandomInit': 1}
+    planned = [dict(r, plan_position=plan_first[r['method']] * 3 + r['seed']) for r in records]
+    assert list(finetune_table(planned)['method']) == ['MatSSL', 'RandomInit']

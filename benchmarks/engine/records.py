@@ -64,13 +64,21 @@ RECORD_SCHEMA = {
     },
 }
 _FINETUNE = {'properties': {'dataset': _TEXT}}  # a fine-tuning record names its data set
+# The runner's "finished?" check reads no per-image area: its schema stops at the image list
+# (the tables, which read every area, check them with RECORD_SCHEMA), so planning thousands
+# of cached jobs does not walk every number of every record.
+_RESULT_SHALLOW = dict(_RESULT, properties={**_RESULT['properties'], 'images': {'type': 'array'}})
+RECORD_SCHEMA_SHALLOW = dict(RECORD_SCHEMA, properties={
+    **RECORD_SCHEMA['properties'], 'test': _RESULT_SHALLOW, 'test_last': _RESULT_SHALLOW})
 
 
-def record_problem(record: Any, stage: str, key: Optional[str] = None) -> Optional[str]:
-    """Why ``record`` cannot be trusted as a record of ``stage`` (and ``key``), or None."""
+def record_problem(record: Any, stage: str, key: Optional[str] = None,
+                   per_image: bool = True) -> Optional[str]:
+    """Why ``record`` cannot be trusted as a record of ``stage`` (and ``key``), or None;
+    ``per_image=False`` leaves the per-image areas unchecked (the runner does not read them)."""
     if not isinstance(record, dict):
         return f'not a JSON object but {type(record).__name__}'
-    problem = schema_problem(record, RECORD_SCHEMA)
+    problem = schema_problem(record, RECORD_SCHEMA if per_image else RECORD_SCHEMA_SHALLOW)
     if problem is None and record.get('stage') == 'finetune':
         problem = schema_problem(record, _FINETUNE)
     if problem:
@@ -131,11 +139,12 @@ class RecordStore:
     def path(self, stage: str, key: str) -> Path:
         return self.root / stage / f'{key}.json'
 
-    def _read(self, path: Path, stage: str, key: Optional[str], consequence: str) -> Optional[dict]:
+    def _read(self, path: Path, stage: str, key: Optional[str], consequence: str,
+              per_image: bool = True) -> Optional[dict]:
         """The record at ``path`` if it is valid; else None, with one warning line naming it."""
         try:
             record = read_json(path)  # bounded in size and depth
-            problem = record_problem(record, stage, key)
+            problem = record_problem(record, stage, key, per_image)
         except FileNotFoundError:
             return None
         except JsonProblem as err:
@@ -150,8 +159,10 @@ class RecordStore:
         return None
 
     def get(self, stage: str, key: str) -> Optional[dict]:
-        """A valid record, or None (a bad record file is reported once and treated as absent)."""
-        return self._read(self.path(stage, key), stage, key, 'treated as not run: the job runs again')
+        """A valid record, or None (a bad record file is reported once and treated as absent);
+        its per-image areas are checked by :meth:`all`, where tables read them."""
+        return self._read(self.path(stage, key), stage, key, 'treated as not run: the job runs again',
+                          per_image=False)
 
     def finished(self, stage: str, key: str) -> Optional[dict]:
         record = self.get(stage, key)
@@ -168,5 +179,6 @@ class RecordStore:
         folder = self.root / stage
         if not folder.is_dir():
             return []
-        records = (self._read(p, stage, p.stem, 'skipped') for p in sorted(folder.glob('*.json')))
+        records = (self._read(p, stage, p.stem, 'skipped (delete it to run its job again)')
+                   for p in sorted(folder.glob('*.json')))
         return [r for r in records if r is not None]

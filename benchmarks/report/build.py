@@ -133,7 +133,11 @@ def _make_report(work_dir: Path, out_dir: Optional[Path], all_records: bool,
     plan = (meta.get('plan') or {}).values() if meta.get('plan') else None
     selection = select(everything, plan, all_records)
     pretraining = [r for r in selection.records if r.get('stage') == 'pretrain']
-    finetuning = [r for r in selection.records if r.get('stage') == 'finetune']
+    # rows in the order of this suite's plan: a record another suite wrote first (the same
+    # job in two suites) carries that suite's row index
+    position = {key: i for i, key in enumerate(plan or ())}
+    finetuning = [dict(r, plan_position=position[r['key']]) if r.get('key') in position else r
+                  for r in selection.records if r.get('stage') == 'finetune']
     # variant runs (label subsets, frozen encoders, tricks) have tables of their own
     records = [r for r in finetuning if not variant_run(r)]
     tables = sorted({r.get('row', {}).get('table', 'table4') for r in records}) or ['table4']

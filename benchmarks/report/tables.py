@@ -70,8 +70,9 @@ def _group_key(rec: dict) -> tuple:
 
 
 def _group(records: Iterable[dict]) -> list[dict]:
-    """Fine-tuning records grouped over seeds, in suite row order; records of one row with
-    different configurations (``config_label``, see :mod:`.configurations`) are rows apart."""
+    """Fine-tuning records grouped over seeds, in plan order (``plan_position``, where
+    given), else suite row order; records of one row with different configurations
+    (``config_label``, see :mod:`.configurations`) are rows apart."""
     records = list(records)
     pretrain_precision = {rec['key']: rec.get('precision', 'fp32') for rec in records
                           if rec.get('stage') == 'pretrain' and rec.get('status') == 'finished'}
@@ -83,6 +84,8 @@ def _group(records: Iterable[dict]) -> list[dict]:
         g = groups.setdefault(key, dict(key=key, method=rec.get('method'), finished=[],
                                         reasons=[], precisions=set(), row=rec.get('row', {}),
                                         current=rec.get('config_current', True)))
+        if rec.get('plan_position') is not None:
+            g['order'] = min(g.get('order', rec['plan_position']), rec['plan_position'])
         if rec['status'] == 'finished':
             g['finished'].append(rec)
             g['precisions'].add(_precision(rec, pretrain_precision))
@@ -90,7 +93,8 @@ def _group(records: Iterable[dict]) -> list[dict]:
             g['reasons'].append(rec.get('reason', rec['status']))
     for g in groups.values():
         g['finished'].sort(key=lambda r: r['seed'])
-    return sorted(groups.values(), key=lambda g: (g['row'].get('index', 0), g['key']))
+    return sorted(groups.values(), key=lambda g: (g.get('order', math.inf),
+                                                  g['row'].get('index', 0), g['key']))
 
 
 def metric_cfg_of(rec: dict, result: str = 'test') -> dict:
