@@ -44,6 +44,20 @@ def test_record_store_keeps_first_finished_record(tmp_path):
     assert json.loads(store.path('finetune', 'k').read_text())['value'] == 1
 
 
+
+def test_bad_per_image_areas_are_caught_where_tables_read_them(tmp_path, caplog):
+    """The runner's finished-check skips the per-image areas (planning reads thousands of
+    records); the tables' read checks them and names the file."""
+    store = RecordStore(tmp_path)
+    bad = _record('finished')
+    bad['test']['images'] = [dict(name='a', intersection=[1, 2], union=[3, 'four'])]
+    store.put('finetune', 'k', bad)
+    assert store.finished('finetune', 'k') is not None  # the job is not rerun
+    with caplog.at_level('WARNING'):
+        assert store.all('finetune') == []
+    assert 'k.json' in caplog.text and 'test.images.0.union.1' in caplog.text
+    assert 'delete it to run its job again' in caplog.text
+
 @pytest.mark.parametrize('length,patch,overlap,expected', [
     (256, 256, 0.0, [0]),
     (255, 256, 0.0, []),
