@@ -17,7 +17,11 @@ def _texts(fig):
 
 def test_save_figure_names_the_host_and_writes_asked_formats(tmp_path, monkeypatch):
     kept = {}
-    monkeypatch.setattr(plt, 'close', lambda fig: kept.setdefault('fig', fig))
+
+    def keep(fig):
+        kept.setdefault('fig', fig)
+        kept['last'] = fig
+    monkeypatch.setattr(plt, 'close', keep)
     with figures.figure_formats(['svg', 'pdf']):
         path = figures.save_figure(plt.figure(), tmp_path / 'f.png')
     assert path == tmp_path / 'f.png'
@@ -25,6 +29,13 @@ def test_save_figure_names_the_host_and_writes_asked_formats(tmp_path, monkeypat
     assert (tmp_path / 'f.pdf').read_bytes()[:4] == b'%PDF'
     assert b'<svg' in (tmp_path / 'f.svg').read_bytes()[:2000]
     assert f'drawn on {socket.gethostname()}' in _texts(kept['fig'])
+    # with records: the devices their runs used, then the drawing host
+    runs = [dict(status='finished', config=dict(runtime=dict(device=d)))
+            for d in ('cuda:NVIDIA H200', 'cpu:x86_64/AVX512', 'cpu:x86_64/AVX512')]
+    with figures.figure_hosts(runs + [dict(status='unavailable')]):
+        figures.save_figure(plt.figure(), tmp_path / 'g.png')
+    assert (f'runs on cpu:x86_64/AVX512, cuda:NVIDIA H200; drawn on {socket.gethostname()}'
+            in _texts(kept['last']))
     with pytest.raises(ValueError, match='figure formats'):
         with figures.figure_formats(['jpg']):
             pass

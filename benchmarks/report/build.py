@@ -21,8 +21,8 @@ from matssl_bench.evaluation import statistics as stats
 from matssl_bench.fileio.atomic import atomic_write, write_json_atomic
 from matssl_bench.fileio.bounded_json import JsonProblem, read_json
 from matssl_bench.report.configurations import job_slot, select
-from matssl_bench.report.figures import (figure_formats, miou_intervals, prediction_overlays,
-                                         ranking_figure, validation_curves)
+from matssl_bench.report.figures import (figure_formats, figure_hosts, miou_intervals,
+                                         prediction_overlays, ranking_figure, validation_curves)
 from matssl_bench.report.tables import (DEFAULT_BASELINE, finetune_tables, pairwise_table,
                                         per_class_table, quoted_table, ranking_table, write_table)
 from matssl_bench.report.variant_tables import variant_run, write_variant_tables
@@ -119,7 +119,8 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None,
     :mod:`.configurations`); ``records``: the work dir's records, if already loaded.
     Returns the paths written per table name (figures: their png paths under
     ``'figures'``)."""
-    with figure_formats(formats):
+    records = load_records(work_dir) if records is None else records
+    with figure_formats(formats), figure_hosts(records):
         return _make_report(work_dir, out_dir, all_records, records)
 
 

@@ -36,6 +36,22 @@ def _label(rec: dict) -> str:
 FIGURE_FORMATS = ('png', 'svg', 'pdf')
 _formats: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar('formats',
                                                                          default=('png',))
+# the device classes the records ran on (``runtime.device`` of their job specs)
+_run_hosts: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar('run_hosts',
+                                                                           default=())
+
+
+@contextlib.contextmanager
+def figure_hosts(records: Iterable[dict]) -> Iterator[None]:
+    """Figures saved while the block runs name the devices ``records`` ran on."""
+    hosts = sorted({str(((r.get('config') or {}).get('runtime') or {}).get('device'))
+                    for r in records if r.get('status') == 'finished'
+                    and ((r.get('config') or {}).get('runtime') or {}).get('device')})
+    token = _run_hosts.set(tuple(hosts))
+    try:
+        yield
+    finally:
+        _run_hosts.reset(token)
 
 
 @contextlib.contextmanager
@@ -54,8 +70,11 @@ def figure_formats(formats: Sequence[str]) -> Iterator[None]:
 
 def save_figure(fig, path: Path) -> Path:
     """Write ``path`` (png) and its svg/pdf siblings asked for by :func:`figure_formats`,
-    each atomically, with the host that drew it in the corner; return the png's path."""
-    fig.text(0.999, 0.999, f'drawn on {socket.gethostname()}', ha='right', va='top',
+    each atomically, with the devices the runs used (:func:`figure_hosts`) and the host that
+    drew it in the corner; return the png's path."""
+    hosts = _run_hosts.get()
+    ran = f'runs on {", ".join(hosts)}; ' if hosts else ''
+    fig.text(0.999, 0.999, f'{ran}drawn on {socket.gethostname()}', ha='right', va='top',
              fontsize=5, color='0.45')
     path = Path(path)
     for fmt in _formats.get():
