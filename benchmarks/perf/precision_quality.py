@@ -28,6 +28,7 @@ import pandas as pd  # noqa: E402
 from matssl_bench.fileio.atomic import atomic_write, write_json_atomic  # noqa: E402
 from matssl_bench.perf.measure import machine_info  # noqa: E402
 from matssl_bench.report.build import load_records  # noqa: E402
+from matssl_bench.report.figures import run_devices  # noqa: E402
 from matssl_bench.report.tables import metric_cfg_of  # noqa: E402
 from matssl_bench.report.variant_tables import add_verdicts, paired_runs  # noqa: E402
 
@@ -81,9 +82,8 @@ def main(argv=None) -> int:
     atomic_write(args.out.with_suffix('.md'),
                  lambda tmp: tmp.write_text(table.to_markdown(index=False, floatfmt='.2f') + '\n'))
     write_json_atomic(args.out.with_suffix('.json'), dict(
-        devices=sorted({rec['config']['runtime'].get('device', '?')
-                        for rec in (*fp32_records, *bf16_records)
-                        if rec.get('stage') == 'finetune' and 'runtime' in rec.get('config', {})}),
+        devices=run_devices(r for r in (*fp32_records, *bf16_records)
+                            if r.get('stage') == 'finetune'),
         host=machine_info(),
         rows=json.loads(table.to_json(orient='records')),
         resolved_loss=resolved_loss,

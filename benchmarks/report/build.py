@@ -125,12 +125,11 @@ def make_report(work_dir: Path, out_dir: Optional[Path] = None,
 
 
 def _make_report(work_dir: Path, out_dir: Optional[Path], all_records: bool,
-                 everything: Optional[list[dict]]) -> dict[str, list[Path]]:
+                 everything: list[dict]) -> dict[str, list[Path]]:
     work_dir = Path(work_dir)
     out_dir = Path(out_dir or work_dir / 'tables')
     meta_path = work_dir / SUITE_META
     meta = read_suite_meta(meta_path)
-    everything = load_records(work_dir) if everything is None else everything
     plan = (meta.get('plan') or {}).values() if meta.get('plan') else None
     selection = select(everything, plan, all_records)
     pretraining = [r for r in selection.records if r.get('stage') == 'pretrain']

@@ -41,13 +41,17 @@ _run_hosts: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar('ru
                                                                            default=())
 
 
+def run_devices(records: Iterable[dict]) -> list[str]:
+    """The device classes (``runtime.device`` of the job specs) finished ``records`` ran on."""
+    devices = (((r.get('config') or {}).get('runtime') or {}).get('device')
+               for r in records if r.get('status') == 'finished')
+    return sorted({str(d) for d in devices if d})
+
+
 @contextlib.contextmanager
 def figure_hosts(records: Iterable[dict]) -> Iterator[None]:
     """Figures saved while the block runs name the devices ``records`` ran on."""
-    hosts = sorted({str(((r.get('config') or {}).get('runtime') or {}).get('device'))
-                    for r in records if r.get('status') == 'finished'
-                    and ((r.get('config') or {}).get('runtime') or {}).get('device')})
-    token = _run_hosts.set(tuple(hosts))
+    token = _run_hosts.set(tuple(run_devices(records)))
     try:
         yield
     finally:

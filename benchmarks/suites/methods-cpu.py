@@ -3,7 +3,7 @@
 # MoCoV2, DenseCL, supervised ImageNet, random init) and the five comparison methods built on
 # mmselfsup (SimCLR, BYOL, SimSiam, BarlowTwins, MoCoV3) with their reference recipes scaled
 # to the batch (docs/methods.md). Not for the 2-core machine while others use it: the cost
-# (docs/methods.md, "The methods-cpu suite") is about 3 single-core hours.
+# (docs/methods.md, "The methods-cpu suite") was 1.85 single-core hours with native bf16.
 _base_ = './cpu.py'
 description = ('every pretraining method (paper + SimCLR, BYOL, SimSiam, BarlowTwins, MoCoV3) '
                'on real MetalDAM + EBC-1/2 at CPU scale, 5 seeds, each with its own SSL run')
